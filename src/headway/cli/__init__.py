@@ -1,0 +1,176 @@
+"""The ``headway`` command line (typer + rich).
+
+Every usage error (bad option, bad setting, unknown app) prints one message and exits 2;
+``check`` exits 1 when a backend is down. No traceback reaches the terminal for an error
+the user can fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from headway import __version__
+from headway.constants import DEFAULT_APP
+from headway.errors import ConfigError, HeadwayError
+from headway.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="headway",
+    help="headway: jobs, cache, limits, breakers, flags, events and more for async services.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+demo_app = typer.Typer(help="The reference service (multi-tenant AI-agent platform).")
+app.add_typer(demo_app, name="demo")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class UsageError(HeadwayError):
+    """Raised by a command for bad input: printed, exit code 2."""
+
+
+def _settings(**overrides: Any) -> Settings:
+    return load_settings({k: v for k, v in overrides.items() if v is not None})
+
+
+def _import_app(target: str) -> Any:
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr.isidentifier():
+        raise UsageError(f"APP must look like 'package.module:attribute', got {target!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"cannot import {module_name!r}: {exc}") from None
+    if not hasattr(module, attr):
+        raise UsageError(f"module {module_name!r} has no attribute {attr!r}")
+    return getattr(module, attr)
+
+
+@app.command()
+def version() -> None:
+    """Print headway's version."""
+    out.print(f"headway {__version__}")
+
+
+@app.command()
+def config(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the effective settings (secrets and URL passwords masked)."""
+    view = _settings().public_view()
+    if as_json:
+        out.print_json(json.dumps(view, default=str))
+        return
+    table = Table("variable", "value", title="headway settings")
+    for name, value in view.items():
+        table.add_row(name, "" if value is None else str(value))
+    out.print(table)
+
+
+@app.command()
+def check() -> None:
+    """Connect to every configured backend; exit 1 if one is down."""
+    from headway.connections import Connections
+
+    async def run() -> list[Any]:
+        conns = Connections(_settings())
+        try:
+            return await conns.check_all()
+        finally:
+            await conns.close()
+
+    results = asyncio.run(run())
+    table = Table("backend", "url", "status", "latency ms", "error")
+    for r in results:
+        status = "[green]up[/]" if r.ok else "[red]down[/]"
+        table.add_row(r.name, r.url, status, f"{r.latency_ms:.1f}", r.error or "")
+    out.print(table)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    target: Annotated[
+        str, typer.Argument(metavar="APP", help="'module:attr' of an ASGI app.")
+    ] = DEFAULT_APP,
+    host: Annotated[str | None, typer.Option(help="Bind address [HEADWAY_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port [HEADWAY_PORT].")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Processes [HEADWAY_WORKERS].")
+    ] = None,
+) -> None:
+    """Serve an ASGI app (default: the reference service, migrated and seeded first)."""
+    import uvicorn
+
+    settings = _settings(host=host, port=port, workers=workers)
+    _import_app(target)  # fail here, with a message, rather than inside uvicorn
+    if target == DEFAULT_APP:
+        _prepare_demo(settings, seed_if_empty=settings.demo_seed)
+    out.print(f"headway serving {target} on http://{settings.host}:{settings.port}")
+    uvicorn.run(
+        target,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level.lower(),
+        lifespan="on",
+    )
+
+
+def _prepare_demo(settings: Settings, *, seed_if_empty: bool, force_seed: bool = False) -> None:
+    from headway.connections import Connections
+    from headway.demo.seed import prepare, seed
+
+    async def run() -> list[Any]:
+        conns = Connections(settings)
+        try:
+            engine = conns.engine()
+            keys = await prepare(engine, seed_if_empty=seed_if_empty and not force_seed)
+            return await seed(engine) if force_seed else keys
+        finally:
+            await conns.close()
+
+    keys = asyncio.run(run())
+    if keys:
+        table = Table("tenant", "plan", "API key", title="demo API keys (shown once)")
+        for k in keys:
+            table.add_row(k.tenant, k.plan, k.key)
+        out.print(table)
+        first = keys[0].key
+        out.print(
+            f"try: curl -H 'Authorization: Bearer {first}' "
+            f"'http://{settings.host}:{settings.port}/api/v2/posts?limit=5&fields=id,title&include=author'"
+        )
+
+
+@demo_app.command("seed")
+def demo_seed() -> None:
+    """Migrate the database, create the demo tenants if absent and print a new key for each."""
+    _prepare_demo(_settings(), seed_if_empty=True, force_seed=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``headway`` console script."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except (ConfigError, UsageError) as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except HeadwayError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+
+
+__all__ = ["app", "main"]

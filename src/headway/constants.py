@@ -1,0 +1,17 @@
+"""Defaults and names shared across the package (one place, as in arq's constants)."""
+
+from __future__ import annotations
+
+ENV_PREFIX = "HEADWAY_"
+DEFAULT_DATA_DIR = ".headway"
+REDIS_KEY_PREFIX = "hw"
+
+# Connection pools: values from a production checklist (pool max 50, connect 3 s, idle 30 s).
+DEFAULT_POOL_SIZE = 10
+DEFAULT_POOL_MAX = 50
+DEFAULT_CONNECT_TIMEOUT = 3.0
+DEFAULT_IDLE_TIMEOUT = 30.0
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_APP = "headway.demo.app:app"

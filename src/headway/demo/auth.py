@@ -1,0 +1,70 @@
+"""API keys: ``Authorization: Bearer hw_...``; only the key's SHA-256 is stored.
+
+Keys are 256-bit random tokens, so a fast hash is the right one (a password hash would
+only slow every request); the lookup is by the hash, on a unique index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+
+from headway.demo.db import get_session
+from headway.demo.models import ApiKey
+from headway.web import HTTPError
+
+KEY_PREFIX = "hw_"
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: every query of the API is scoped by ``tenant_id``."""
+
+    tenant_id: int
+    plan: str
+    user_id: int | None
+    key_id: int
+
+
+def _unauthorized(message: str) -> HTTPError:
+    return HTTPError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def authenticate(
+    request: Request, session: Annotated[AsyncSession, Depends(get_session)]
+) -> Principal:
+    """FastAPI dependency: the caller's tenant, or 401."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise _unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+    if not token.startswith(KEY_PREFIX) or len(token) > 200:
+        raise _unauthorized("invalid API key")
+    row = (
+        await session.execute(
+            select(ApiKey).where(ApiKey.key_hash == hash_key(token), ApiKey.revoked_at.is_(None))
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise _unauthorized("invalid API key")
+    return Principal(row.tenant_id, row.tenant.plan, row.user_id, row.id)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+Session = Annotated[AsyncSession, Depends(get_session)]
