@@ -16,6 +16,7 @@ import asyncio
 import os
 import socket
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -83,14 +84,19 @@ async def redis_url(redis_prefix: str) -> AsyncIterator[str]:
         await client.aclose()
 
 
-async def _pg_exec(sql: str) -> None:
+def _pg_exec(sql: str) -> None:
+    """Run one statement on a short-lived connection, from any thread or event loop."""
     import asyncpg
 
-    conn = await asyncpg.connect(PG_BASE, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
+    async def run() -> None:
+        conn = await asyncpg.connect(PG_BASE, timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
 
 
 @pytest.fixture
@@ -98,11 +104,11 @@ def pg_url() -> Iterator[str]:
     """A PostgreSQL URL whose connections live in a fresh schema (sync fixture: any loop)."""
     require_server("PostgreSQL", PG_HOST, PG_PORT)
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg_exec(f'CREATE SCHEMA "{schema}"'))
+    _pg_exec(f'CREATE SCHEMA "{schema}"')
     try:
         yield f"{PG_BASE}?schema={schema}"
     finally:
-        asyncio.run(_pg_exec(f'DROP SCHEMA "{schema}" CASCADE'))
+        _pg_exec(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def backend_params(*kinds: str) -> list[Any]:

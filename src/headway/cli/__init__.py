@@ -148,11 +148,9 @@ def _prepare_demo(settings: Settings, *, seed_if_empty: bool, force_seed: bool =
         for k in keys:
             table.add_row(k.tenant, k.plan, k.key)
         out.print(table)
-        first = keys[0].key
-        out.print(
-            f"try: curl -H 'Authorization: Bearer {first}' "
-            f"'http://{settings.host}:{settings.port}/api/v2/posts?limit=5&fields=id,title&include=author'"
-        )
+        base = f"http://{settings.host}:{settings.port}"
+        url = f"{base}/api/v2/posts?limit=5&fields=id,title&include=author"
+        out.print(f"try: curl -H 'Authorization: Bearer {keys[0].key}' '{url}'", soft_wrap=True)
 
 
 @demo_app.command("seed")
