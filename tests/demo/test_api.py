@@ -7,7 +7,6 @@ from typing import Any
 
 import brotli
 from sqlalchemy import event
-
 from tests.demo.conftest import ADMIN_TOKEN, Demo
 
 
@@ -176,7 +175,7 @@ async def test_create_update_delete_post(demo: Demo) -> None:
     assert [s["email"] for s in r.json()["subscribers"]] == ["a@b.io"]
     assert (
         await demo.client.delete(f"/api/v2/posts/{post['id']}", headers=demo.auth())
-    ).status_code == 204  # noqa: E501
+    ).status_code == 204
     r = await demo.client.get(f"/api/v2/posts/{post['id']}", headers=demo.auth())
     assert r.status_code == 404
 
