@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from headway import constants
@@ -186,6 +186,15 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 16 characters (use `openssl rand -hex 32`)")
         return v
 
+    @model_validator(mode="after")
+    def _production_needs_secrets(self) -> Settings:
+        if self.env == "production" and self.secret_key is None:
+            raise ValueError(
+                "HEADWAY_SECRET_KEY is required when HEADWAY_ENV=production "
+                "(every process and machine must sign with the same key)"
+            )
+        return self
+
     # -- derived values -------------------------------------------------------------
 
     @property
@@ -248,8 +257,11 @@ def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            field = str(err["loc"][0]) if err["loc"] else "?"
             msg = str(err["msg"]).removeprefix("Value error, ")
+            if not err["loc"]:  # a check across several fields names them itself
+                lines.append(msg)
+                continue
+            field = str(err["loc"][0])
             if field not in SECRET_FIELDS and not field.endswith("_url") and "input" in err:
                 msg += f" (got {err['input']!r})"
             lines.append(f"{env_name(field)}: {msg}")
