@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import cached_property
@@ -28,6 +29,14 @@ from headway.web.middleware import CompressionMiddleware, ETagMiddleware
 from headway.web.pagination import CursorCodec
 
 C = TypeVar("C", bound=Capability)
+
+# Built-in capabilities, reachable as ``hw.<name>``: created (and added) on first use.
+# A new capability is one line here plus its annotation on Headway; no other hub code.
+BUILTIN_CAPABILITIES: dict[str, str] = {
+    "jobs": "headway.jobs:Jobs",
+    "cache": "headway.cache:Cache",
+    "limits": "headway.ratelimit:RateLimits",
+}
 
 
 class Headway:
@@ -68,6 +77,25 @@ class Headway:
     @property
     def capabilities(self) -> Mapping[str, Capability]:
         return dict(self._capabilities)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called when normal lookup fails: ``hw.jobs`` and friends.
+        caps: dict[str, Capability] | None = self.__dict__.get("_capabilities")
+        if caps is None or name.startswith("_"):
+            raise AttributeError(name)
+        if name in caps:
+            return caps[name]
+        target = BUILTIN_CAPABILITIES.get(name)
+        if target is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        if self.running:
+            raise RuntimeError(
+                f"hw.{name} was first used after the hub started; touch it (declare tasks, "
+                "policies...) before `async with hw` / `hw.install(app)`"
+            )
+        module_name, _, attr = target.partition(":")
+        cls = getattr(importlib.import_module(module_name), attr)
+        return self.add(cls(self))
 
     # -- lifecycle --------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -237,23 +237,42 @@ class Settings(BaseSettings):
 
     def public_view(self) -> dict[str, Any]:
         """Effective settings with secrets and URL passwords masked (for `headway config`)."""
-        out: dict[str, Any] = {}
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            if name in SECRET_FIELDS:
-                value = None if value is None else "***"
-            elif isinstance(value, str) and "://" in value:
-                value = mask_url(value)
-            elif isinstance(value, Path):
-                value = str(value)
-            out[env_name(name)] = value
-        return out
+        return public_view(self)
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
     """Read the environment (plus ``overrides``); raise ConfigError on an invalid value."""
+    return load_section(Settings, overrides)
+
+
+# -- capability sections ----------------------------------------------------------------
+# A capability with settings of its own declares a BaseSettings subclass with env_prefix
+# "HEADWAY_<NAME>_" and registers it, so that `headway config`, the README check and the
+# error messages treat it like the core settings. Fields whose name ends in "_token",
+# "_secret", "_password" or "_key" are masked.
+
+S = TypeVar("S", bound=BaseSettings)
+SECTIONS: dict[str, type[BaseSettings]] = {}
+
+
+def register_section(cls: type[S]) -> type[S]:
+    """Class decorator: make a capability's settings part of the one configuration."""
+    SECTIONS[_prefix(cls)] = cls
+    return cls
+
+
+def _prefix(cls: type[BaseSettings]) -> str:
+    return str(cls.model_config.get("env_prefix", ""))
+
+
+def _is_secret(name: str) -> bool:
+    return name in SECRET_FIELDS or name.endswith(("_token", "_secret", "_password", "_key"))
+
+
+def load_section(cls: type[S], overrides: Mapping[str, Any] | None = None) -> S:
+    """Build ``cls`` from the environment; an invalid value raises ConfigError."""
     try:
-        return Settings(**dict(overrides or {}))
+        return cls(**dict(overrides or {}))
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -262,7 +281,24 @@ def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
                 lines.append(msg)
                 continue
             field = str(err["loc"][0])
-            if field not in SECRET_FIELDS and not field.endswith("_url") and "input" in err:
+            if not _is_secret(field) and not field.endswith("_url") and "input" in err:
                 msg += f" (got {err['input']!r})"
-            lines.append(f"{env_name(field)}: {msg}")
+            lines.append(f"{_prefix(cls)}{field.upper()}: {msg}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def public_view(settings: BaseSettings) -> dict[str, Any]:
+    """Any settings object as ``{ENV_NAME: value}``, secrets and URL passwords masked."""
+    out: dict[str, Any] = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if _is_secret(name):
+            value = None if value is None else "***"
+        elif isinstance(value, str) and "://" in value:
+            value = mask_url(value)
+        elif isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, SecretStr):
+            value = "***"
+        out[f"{_prefix(settings.__class__)}{name.upper()}"] = value
+    return out
