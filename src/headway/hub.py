@@ -44,7 +44,8 @@ class Headway:
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
         if settings is not None and overrides:
-            settings = settings.model_copy(update=overrides)
+            # validated again, like any other source of settings
+            settings = load_settings({**settings.model_dump(), **overrides})
         self.settings = settings or load_settings(overrides)
         self.connections = Connections(self.settings)
         self._capabilities: dict[str, Capability] = {}

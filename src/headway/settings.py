@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,14 +73,17 @@ def _check_url(
 
 
 def mask_url(url: str) -> str:
-    """Hide the password of a URL (``redis://:secret@host`` -> ``redis://:***@host``)."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """Hide the password of a URL (``redis://:secret@host`` -> ``redis://:***@host``).
+
+    The user info ends at the *last* ``@`` (as SQLAlchemy reads it), so a password holding
+    ``#``, ``/`` or ``?`` is still hidden; when in doubt this masks more, never less.
+    """
+    scheme, sep, rest = url.partition("://")
+    at = rest.rfind("@")
+    if not sep or at < 0:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+    user, colon, _ = rest[:at].partition(":")
+    return f"{scheme}://{user}:***{rest[at:]}" if colon else url
 
 
 class Settings(BaseSettings):
@@ -237,7 +240,10 @@ class Settings(BaseSettings):
 
     def public_view(self) -> dict[str, Any]:
         """Effective settings with secrets and URL passwords masked (for `headway config`)."""
-        return public_view(self)
+        view = public_view(self)
+        view[env_name("database_url")] = mask_url(self.sql_url)
+        view[env_name("storage_url")] = mask_url(self.file_storage_url)
+        return view
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:

@@ -182,7 +182,9 @@ async def test_validator_exception_in_ctx_is_stringified() -> None:
 
 async def test_malformed_json_is_422() -> None:
     async with client(make_app()) as c:
-        r = await c.post("/things", content=b"{not json", headers={"content-type": "application/json"})
+        r = await c.post(
+            "/things", content=b"{not json", headers={"content-type": "application/json"}
+        )
     assert r.status_code == 422
     assert r.json()["error"]["code"] == "validation_error"
 

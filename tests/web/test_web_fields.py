@@ -4,7 +4,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from headway.web import HTTPError, install_error_handlers, parse_fields, parse_include, select_fields
+from headway.web import (
+    HTTPError,
+    install_error_handlers,
+    parse_fields,
+    parse_include,
+    select_fields,
+)
 
 ALLOWED = ("name", "email", "id", "created_at")
 
@@ -15,13 +21,10 @@ def test_no_fields_means_all(raw: str | None) -> None:
 
 
 def test_fields_are_stripped_and_include_id() -> None:
-    assert parse_fields(" name , email,", ALLOWED) == {"id", "name", "email"}
-    assert parse_fields("name", ALLOWED, always=()) == {"name"}
-    assert parse_fields("name", ALLOWED, always=("id", "created_at")) == {
-        "id",
-        "name",
-        "created_at",
-    }
+    assert parse_fields(" name , email,", ALLOWED) == frozenset({"id", "name", "email"})
+    assert parse_fields("name", ALLOWED, always=()) == frozenset({"name"})
+    with_two = parse_fields("name", ALLOWED, always=("id", "created_at"))
+    assert with_two == frozenset({"id", "name", "created_at"})
 
 
 def test_unknown_fields_list_the_allowed_ones() -> None:

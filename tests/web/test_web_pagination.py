@@ -8,9 +8,9 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import DateTime, String, delete, select
+from sqlalchemy import DateTime, ForeignKey, String, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, joinedload, mapped_column, relationship
 from starlette.datastructures import URL, QueryParams
 
 from headway.web import (
@@ -38,6 +38,14 @@ class Item(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(DateTime())
+    notes: Mapped[list[Note]] = relationship()
+
+
+class Note(Base):
+    __tablename__ = "notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
 
 
 KEY = (Item.created_at, Item.id)
@@ -57,6 +65,7 @@ async def session() -> AsyncIterator[AsyncSession]:
         for n, id_ in enumerate(ids):
             # groups of 4 rows share one created_at: the id breaks the ties
             s.add(Item(id=id_, tenant="a", created_at=T0 + timedelta(minutes=n // 4)))
+            s.add_all(Note(item_id=id_) for _ in range(id_ % 3))
         for n in range(5):
             s.add(Item(id=100 + n, tenant="b", created_at=T0 + timedelta(minutes=n)))
         await s.commit()
@@ -91,6 +100,7 @@ async def test_cursor_walk_forward_then_back(session: AsyncSession, limit: int) 
     forward = [await page(session, None, limit)]
     assert forward[0].prev_cursor is None
     while forward[-1].next_cursor is not None:
+        assert len(forward) <= N_ROWS, "pagination does not end"
         forward.append(await page(session, forward[-1].next_cursor, limit))
         assert forward[-1].prev_cursor is not None
     assert [i for p in forward for i in ids(p)] == expected
@@ -99,6 +109,7 @@ async def test_cursor_walk_forward_then_back(session: AsyncSession, limit: int) 
 
     backward = [forward[-1]]
     while backward[-1].prev_cursor is not None:
+        assert len(backward) <= N_ROWS, "pagination does not end"
         previous = await page(session, backward[-1].prev_cursor, limit)
         assert previous.next_cursor is not None
         backward.append(previous)
@@ -115,18 +126,33 @@ async def test_cursor_pages_never_leave_the_filtered_statement(session: AsyncSes
     p = await page(session, None, 7)
     seen += ids(p)
     while p.next_cursor:
+        assert len(seen) <= N_ROWS, "pagination does not end"
         p = await page(session, p.next_cursor, 7)
         seen += ids(p)
     assert not {i for i in seen if i >= 100}
+
+
+async def test_loader_options_are_kept_and_limit_counts_entities(session: AsyncSession) -> None:
+    stmt = select(Item).where(Item.tenant == "a").options(joinedload(Item.notes))
+    seen: list[Item] = []
+    cursor: str | None = None
+    for _ in range(N_ROWS):
+        p = await paginate_cursor(
+            session, stmt, key=KEY, codec=CODEC, scope="s", limit=4, cursor=cursor
+        )
+        assert len(p.items) == 4 or p.next_cursor is None
+        seen += p.items
+        if (cursor := p.next_cursor) is None:
+            break
+    assert [i.id for i in seen] == await expected_ids(session)
+    assert all(len(i.notes) == i.id % 3 for i in seen)  # loaded eagerly: no lazy load in async
 
 
 async def test_empty_page_after_deletes_still_links_back(session: AsyncSession) -> None:
     first = await page(session, None, 5)
     assert first.next_cursor is not None
     oldest_kept = first.items[-1]
-    await session.execute(
-        delete(Item).where(Item.tenant == "a", Item.id.not_in(ids(first)))
-    )
+    await session.execute(delete(Item).where(Item.tenant == "a", Item.id.not_in(ids(first))))
     await session.commit()
     assert oldest_kept.id in ids(first)
 
@@ -164,6 +190,8 @@ def test_codec_round_trip_and_format() -> None:
     token = CODEC.encode({"a": 1, "b": "x"})
     body, dot, sig = token.partition(".")
     assert dot and "=" not in token and "+" not in token and "/" not in token
+    assert orjson.loads(_b64decode(body)) == {"a": 1, "b": "x"}
+    assert len(_b64decode(sig)) == 16
     assert CODEC.decode(token) == {"a": 1, "b": "x"}
     assert CursorCodec(b"test-secret").decode(token) == {"a": 1, "b": "x"}
 
@@ -177,13 +205,22 @@ def test_codec_round_trip_and_format() -> None:
         ".abc",
         "a.b.c",
         "é.é",
-        "x" * 1025,
     ],
 )
 def test_codec_rejects_malformed(bad: str) -> None:
     with pytest.raises(HTTPError) as info:
         CODEC.decode(bad)
     assert (info.value.status, info.value.code) == (400, "invalid_cursor")
+
+
+def test_codec_rejects_long_cursors_even_when_signed() -> None:
+    short = CODEC.encode({"pad": "x" * 500})
+    long = CODEC.encode({"pad": "x" * 800})
+    assert len(short) <= 1024 < len(long)
+    assert CODEC.decode(short) == {"pad": "x" * 500}
+    with pytest.raises(HTTPError) as info:
+        CODEC.decode(long)
+    assert info.value.code == "invalid_cursor" and "too long" in info.value.message
 
 
 def test_codec_rejects_tampering_other_secret_and_non_dict() -> None:
@@ -224,7 +261,7 @@ def test_key_values_round_trip_with_their_type(value: object) -> None:
     back = _load_value(orjson.loads(orjson.dumps(_dump_value(value))))
     assert back == value and type(back) is type(value)
     if isinstance(value, datetime):
-        assert back.tzinfo == value.tzinfo
+        assert isinstance(back, datetime) and back.tzinfo == value.tzinfo
 
 
 def test_check_limit() -> None:
@@ -263,9 +300,7 @@ async def test_offset_pagination(session: AsyncSession) -> None:
 
 
 async def test_offset_total_ignores_existing_order(session: AsyncSession) -> None:
-    p = await paginate_offset(
-        session, STMT.order_by(Item.id), key=KEY, page=1, limit=3
-    )
+    p = await paginate_offset(session, STMT.order_by(Item.id), key=KEY, page=1, limit=3)
     assert p.total == N_ROWS
     assert [i.id for i in p.items] == (await expected_ids(session))[:3]
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from headway import __version__
@@ -73,8 +74,9 @@ def config(
         out.print_json(json.dumps(view, default=str))
         return
     table = Table("variable", "value", title="headway settings")
+    table.columns[1].overflow = "fold"
     for name, value in view.items():
-        table.add_row(name, "" if value is None else str(value))
+        table.add_row(escape(name), "" if value is None else escape(str(value)))
     out.print(table)
 
 
@@ -94,7 +96,7 @@ def check() -> None:
     table = Table("backend", "url", "status", "latency ms", "error")
     for r in results:
         status = "[green]up[/]" if r.ok else "[red]down[/]"
-        table.add_row(r.name, r.url, status, f"{r.latency_ms:.1f}", r.error or "")
+        table.add_row(r.name, escape(r.url), status, f"{r.latency_ms:.1f}", escape(r.error or ""))
     out.print(table)
     if not all(r.ok for r in results):
         raise typer.Exit(1)
@@ -146,7 +148,7 @@ def _prepare_demo(settings: Settings, *, seed_if_empty: bool, force_seed: bool =
     if keys:
         table = Table("tenant", "plan", "API key", title="demo API keys (shown once)")
         for k in keys:
-            table.add_row(k.tenant, k.plan, k.key)
+            table.add_row(escape(k.tenant), k.plan, k.key)
         out.print(table)
         base = f"http://{settings.host}:{settings.port}"
         url = f"{base}/api/v2/posts?limit=5&fields=id,title&include=author"
@@ -164,10 +166,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=True)
     except (ConfigError, UsageError) as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(2)
     except HeadwayError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(1)
 
 

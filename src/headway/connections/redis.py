@@ -19,6 +19,6 @@ def make_client(url: str, settings: Settings) -> Redis:
         max_connections=settings.pool_max,
         timeout=settings.connect_timeout,
         socket_connect_timeout=settings.connect_timeout,
-        health_check_interval=int(settings.idle_timeout),
+        health_check_interval=max(1, round(settings.idle_timeout)),
     )
-    return Redis(connection_pool=pool)
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() disconnects it

@@ -299,7 +299,7 @@ class CompressionMiddleware:
 
         async def send_compressed(message: Message) -> None:
             nonlocal start, stream, passthrough
-            if passthrough:
+            if passthrough or (stream is not None and message["type"] != "http.response.body"):
                 await send(message)
             elif stream is not None:
                 body: bytes = message.get("body", b"")
