@@ -36,6 +36,8 @@ BUILTIN_CAPABILITIES: dict[str, str] = {
     "jobs": "headway.jobs:Jobs",
     "cache": "headway.cache:Cache",
     "limits": "headway.ratelimit:RateLimits",
+    "breakers": "headway.resilience:Breakers",
+    "flags": "headway.flags:Flags",
 }
 
 
