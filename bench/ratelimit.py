@@ -1,0 +1,333 @@
+"""Rate-limit throughput on Redis and the middleware's cost, printed as JSON.
+
+    python bench/ratelimit.py [--seconds 2] [--redis redis://127.0.0.1:6379/0]
+                              [--limits-python /tmp/limits-venv/bin/python]
+
+1. Checks per second at concurrency 1 and 50: raw redis-py GET and EVALSHA (the same
+   fixed-window script), then ``hw.limits.hit`` in direct, coalesce and lease mode, all
+   in this run. Commands per check come from ``INFO commandstats`` (the Redis is shared:
+   other clients' commands would count too); round trips per check from the client.
+2. The ``limits`` library's async Redis strategies, run with the interpreter of a
+   separate venv (``--limits-python``); skipped when it cannot import ``limits``.
+3. Middleware overhead: uvicorn (one worker, 127.0.0.1, a free port) serving a cheap
+   FastAPI endpoint without the middleware, then with it in each mode; a bounded raw
+   HTTP/1.1 keep-alive load generator runs in another process.
+
+Every key lives under a ``hwbench-<random>`` prefix and is deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from headway import Headway  # noqa: E402
+from headway.ratelimit import Algorithm, RateLimits, RateLimitSettings  # noqa: E402
+from headway.ratelimit.backends.redis import SCRIPTS, RedisLimitBackend  # noqa: E402
+
+BIG = "1000000000/minute"  # never denies: the bench measures the check, not the denial
+
+
+async def rate(fn: Callable[[int], Awaitable[None]], concurrency: int, seconds: float) -> float:
+    """Operations per second of ``fn`` run in a loop by ``concurrency`` tasks."""
+    deadline = time.perf_counter() + seconds
+    counts = [0] * concurrency
+
+    async def worker(i: int) -> None:
+        while time.perf_counter() < deadline:
+            await fn(i)
+            counts[i] += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    return round(sum(counts) / (time.perf_counter() - start))
+
+
+async def command_calls(client: Redis) -> int:
+    stats: dict[str, Any] = await client.info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+
+
+async def bench_raw(url: str, prefix: str, seconds: float) -> dict[str, Any]:
+    client = Redis.from_url(url, max_connections=64)
+    source, sha = SCRIPTS[Algorithm.FIXED_WINDOW]
+    await client.script_load(source)
+    key = f"{prefix}:rl:{{raw}}"
+    await client.set(f"{prefix}:get", "1")
+
+    async def get(_: int) -> None:
+        await client.get(f"{prefix}:get")
+
+    async def evalsha(_: int) -> None:
+        await client.evalsha(sha, 1, key, 10**9, 60_000, 1, 10**9)
+
+    out = {}
+    for c in (1, 50):
+        out[f"get_c{c}"] = await rate(get, c, seconds)
+        out[f"evalsha_c{c}"] = await rate(evalsha, c, seconds)
+    await client.aclose()
+    return out
+
+
+async def bench_headway(url: str, prefix: str, mode: str, seconds: float) -> dict[str, Any]:
+    hw = Headway(limits_url=url, pool_max=64)
+    settings = RateLimitSettings(key_prefix=prefix, mode=mode)  # type: ignore[arg-type]
+    limits = hw.add(RateLimits(hw, settings))
+    limits.policy("bench", BIG, algorithm=Algorithm.FIXED_WINDOW, scope="global")
+    out: dict[str, Any] = {}
+    async with hw:
+        probe = Redis.from_url(url)
+        backend = limits.backend
+        assert isinstance(backend, RedisLimitBackend)
+        done = [0]
+
+        async def hit(_: int) -> None:
+            await limits.hit("bench", "k")
+            done[0] += 1
+
+        for c in (1, 50):
+            before, trips = await command_calls(probe), backend.round_trips
+            done[0] = 0
+            out[f"checks_c{c}"] = await rate(hit, c, seconds)
+            commands = await command_calls(probe) - before
+            out[f"commands_per_check_c{c}"] = round(commands / max(done[0], 1), 3)
+            out[f"round_trips_per_check_c{c}"] = round(
+                (backend.round_trips - trips) / max(done[0], 1), 3
+            )
+        await probe.aclose()
+    return out
+
+
+LIMITS_SCRIPT = r"""
+import asyncio, json, sys, time
+from limits import parse
+from limits.storage import storage_from_string
+from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+
+async def rate(fn, c, seconds):
+    deadline = time.perf_counter() + seconds
+    counts = [0] * c
+    async def w(i):
+        while time.perf_counter() < deadline:
+            await fn()
+            counts[i] += 1
+    start = time.perf_counter()
+    await asyncio.gather(*(w(i) for i in range(c)))
+    return round(sum(counts) / (time.perf_counter() - start))
+
+async def main(url, prefix, seconds):
+    storage = storage_from_string("async+" + url, key_prefix=prefix, implementation="redispy")
+    item = parse("1000000000/minute")
+    out = {}
+    strategies = (("fixed_window", FixedWindowRateLimiter),
+                  ("moving_window", MovingWindowRateLimiter))
+    for name, cls in strategies:
+        limiter = cls(storage)
+        async def hit():
+            await limiter.hit(item, "bench", name)
+        for c in (1, 50):
+            out[f"{name}_c{c}"] = await rate(hit, c, seconds)
+    print(json.dumps(out))
+
+asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))
+"""
+
+
+def bench_limits_library(python: str, url: str, prefix: str, seconds: float) -> dict[str, Any]:
+    if not Path(python).exists():
+        return {"skipped": f"{python} not found"}
+    check = subprocess.run(
+        [python, "-c", "import limits; print(limits.__version__)"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    if check.returncode != 0:
+        return {"skipped": "the limits library is not importable there"}
+    run = subprocess.run(
+        [python, "-c", LIMITS_SCRIPT, url, prefix, str(seconds)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    if run.returncode != 0:
+        return {"error": run.stderr.strip().splitlines()[-1:]}
+    return {"version": check.stdout.strip(), **json.loads(run.stdout)}
+
+
+# -- the HTTP part ------------------------------------------------------------------
+
+
+def make_app() -> Any:
+    """uvicorn factory: BENCH_MODE = none | direct | coalesce | lease."""
+    from fastapi import FastAPI
+    from fastapi.responses import PlainTextResponse
+
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+    @app.get("/ping", response_class=PlainTextResponse)
+    async def ping() -> str:
+        return "pong"
+
+    mode = os.environ.get("BENCH_MODE", "none")
+    if mode != "none":
+        url, prefix = os.environ["BENCH_REDIS"], os.environ["BENCH_PREFIX"]
+        hw = Headway(limits_url=url, pool_max=64)
+        settings = RateLimitSettings(key_prefix=prefix, mode=mode)  # type: ignore[arg-type]
+        limits = hw.add(RateLimits(hw, settings))
+        limits.policy("bench", BIG, algorithm=Algorithm.FIXED_WINDOW, scope="ip")
+        limits.protect("/", "bench")
+        limits.install(app)
+
+        @app.on_event("startup")
+        async def start() -> None:
+            await hw.start()
+
+        @app.on_event("shutdown")
+        async def stop() -> None:
+            await hw.stop()
+
+    return app
+
+
+LOADGEN = r"""
+import asyncio, sys, time
+async def conn(host, port, deadline, counts, i, statuses):
+    reader, writer = await asyncio.open_connection(host, port)
+    req = b"GET /ping HTTP/1.1\r\nHost: bench\r\n\r\n"
+    while time.perf_counter() < deadline:
+        writer.write(req)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = head[9:12]
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        if length:
+            await reader.readexactly(length)
+        counts[i] += 1
+        statuses[status] = statuses.get(status, 0) + 1
+    writer.close()
+
+async def main(port, seconds, connections):
+    counts = [0] * connections
+    statuses = {}
+    deadline = time.perf_counter() + seconds
+    start = time.perf_counter()
+    await asyncio.gather(*(conn("127.0.0.1", port, deadline, counts, i, statuses)
+                           for i in range(connections)))
+    rps = round(sum(counts) / (time.perf_counter() - start))
+    print(rps, dict((k.decode(), v) for k, v in statuses.items()))
+
+asyncio.run(main(int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_listening(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"uvicorn did not listen on {port}")
+
+
+def serve_and_load(mode: str, url: str, prefix: str, seconds: float) -> dict[str, Any]:
+    port = free_port()
+    env = {**os.environ, "BENCH_MODE": mode, "BENCH_REDIS": url, "BENCH_PREFIX": prefix}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT / "bench")])
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "ratelimit:make_app", "--factory",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+         "--no-access-log", "--app-dir", str(ROOT / "bench")],
+        env=env,
+    )  # fmt: skip
+    try:
+        wait_listening(port)
+        subprocess.run(  # warm-up
+            [sys.executable, "-c", LOADGEN, str(port), "0.5", "10"],
+            capture_output=True, timeout=60, check=True,
+        )  # fmt: skip
+        run = subprocess.run(
+            [sys.executable, "-c", LOADGEN, str(port), str(seconds), "50"],
+            capture_output=True, text=True, timeout=seconds + 60, check=True,
+        )  # fmt: skip
+        rps, statuses = run.stdout.split(" ", 1)
+        return {"rps": int(rps), "statuses": statuses.strip()}
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+async def cleanup(url: str, prefix: str) -> None:
+    client = Redis.from_url(url)
+    keys = [k async for k in client.scan_iter(match=f"*{prefix}*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--limits-python", default="/tmp/limits-venv/bin/python")
+    parser.add_argument("--skip-http", action="store_true")
+    args = parser.parse_args()
+    prefix = f"hwbench-{uuid.uuid4().hex[:10]}"
+    out: dict[str, Any] = {"redis": args.redis, "seconds": args.seconds}
+    try:
+        out["raw_redis_py"] = await bench_raw(args.redis, prefix, args.seconds)
+        out["headway"] = {
+            m: await bench_headway(args.redis, prefix, m, args.seconds)
+            for m in ("direct", "coalesce", "lease")
+        }
+        raw = out["raw_redis_py"]
+        out["headway_vs_raw_evalsha"] = {
+            f"{m}_c{c}": round(out["headway"][m][f"checks_c{c}"] / raw[f"evalsha_c{c}"], 2)
+            for m in ("direct", "coalesce", "lease")
+            for c in (1, 50)
+        }
+        out["limits_library"] = bench_limits_library(
+            args.limits_python, args.redis, prefix, args.seconds
+        )
+        if not args.skip_http:
+            out["http"] = http_part(args.redis, prefix, args.seconds)
+    finally:
+        await cleanup(args.redis, prefix)
+    print(json.dumps(out, indent=2))
+
+
+def http_part(url: str, prefix: str, seconds: float) -> dict[str, Any]:
+    http = {m: serve_and_load(m, url, prefix, seconds) for m in ("none", "coalesce", "lease")}
+    base = http["none"]["rps"]
+    for m in ("coalesce", "lease"):
+        http[m]["overhead"] = round(1 - http[m]["rps"] / base, 3) if base else None
+    return http
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

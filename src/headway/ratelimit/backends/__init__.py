@@ -1,0 +1,1 @@
+"""Rate-limit backends: ``memory://`` (one process) and ``redis://`` (many machines)."""

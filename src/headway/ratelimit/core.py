@@ -1,0 +1,317 @@
+"""``hw.limits``: policies, rules, the check path and the integration points."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from starlette.types import Scope
+
+from headway import registry
+from headway.capability import Capability
+from headway.errors import BackendUnavailableError
+from headway.ratelimit.base import Algorithm, Check, LimitBackend, Outcome, validate
+from headway.ratelimit.clientip import ClientIP
+from headway.ratelimit.coalesce import Coalescer
+from headway.ratelimit.decision import Decision, Result
+from headway.ratelimit.faults import Metrics, ThrottledLog
+from headway.ratelimit.integration import Dependency, make_decorator, make_dependency
+from headway.ratelimit.lease import Checker, LeaseCache
+from headway.ratelimit.policy import PLAN, Identity, Policy, ScopePart, hashed, limit_key
+from headway.ratelimit.rate import Rate
+from headway.ratelimit.settings import RateLimitSettings
+from headway.ratelimit.subject import Subject
+from headway.settings import load_section
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from headway.hub import Headway
+
+P = ParamSpec("P")
+R = TypeVar("R")
+IdentifyFn = Callable[[Scope], Awaitable[Identity | None]]
+IDENTITY_STATE = "headway.ratelimit.identity"
+DEFAULT_SCOPES: dict[str, tuple[ScopePart, ...]] = {
+    "default": ("ip",),
+    "auth": ("ip",),
+    "api": ("api_key",),
+    "upload": ("tenant",),
+    "admin": ("user",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """Middleware rule: requests whose path starts with ``prefix`` pass ``policies``."""
+
+    prefix: str
+    policies: tuple[str, ...]
+    methods: frozenset[str] | None = None
+
+    def applies(self, path: str, method: str) -> bool:
+        return path.startswith(self.prefix) and (self.methods is None or method in self.methods)
+
+
+class _Direct:
+    def __init__(self, backend: LimitBackend) -> None:
+        self.backend = backend
+
+    async def run(self, checks: Sequence[Check]) -> list[Outcome]:
+        return await self.backend.hit(checks)
+
+
+class RateLimits(Capability):
+    """Rate limiting: ``hw.limits``. See the package docstring for the tour."""
+
+    name = "limits"
+
+    def __init__(
+        self,
+        hw: Headway,
+        settings: RateLimitSettings | None = None,
+        *,
+        backend: LimitBackend | None = None,
+    ) -> None:
+        super().__init__(hw)
+        self.settings = settings or load_section(RateLimitSettings)
+        self.client_ip = ClientIP(self.settings.trusted_proxies, self.settings.ipv6_prefix)
+        self.policies: dict[str, Policy] = {}
+        self.rules: list[Rule] = []
+        self.identify: IdentifyFn | None = None
+        self.metrics = Metrics()
+        self.log = ThrottledLog(self.settings.log_interval)
+        self._backend = backend
+        self._checker: Checker | None = None
+        self._load_policies()
+
+    # -- configuration ----------------------------------------------------------------
+
+    def _load_policies(self) -> None:
+        s = self.settings
+        for name, rate in s.policies.items():
+            self.policy(name, rate, scope=DEFAULT_SCOPES.get(name, ("ip",)))
+        tiers = {plan: Rate.parse(rate) for plan, rate in s.plans.items()}
+        default = tiers.get(s.default_plan) or Rate.parse("500/minute")
+        self.policies[PLAN] = Policy(
+            PLAN,
+            default,
+            s.algorithm,
+            ("tenant",),
+            fail_open=PLAN not in s.fail_closed,
+            tiers=tiers,
+            default_tier=s.default_plan,
+            anonymous=Rate.parse(s.anonymous),
+        )
+
+    def policy(
+        self,
+        name: str,
+        rate: str | Rate,
+        *,
+        algorithm: Algorithm | str | None = None,
+        scope: ScopePart | Sequence[ScopePart] = "ip",
+        burst: int = 0,
+        cost: int = 1,
+        fail_open: bool | None = None,
+    ) -> Policy:
+        """Define (or replace) the named policy ``name``."""
+        parts = (scope,) if isinstance(scope, str) or callable(scope) else tuple(scope)
+        policy = Policy(
+            name=name,
+            rate=Rate.parse(rate),
+            algorithm=Algorithm(algorithm or self.settings.algorithm),
+            scope=parts,
+            burst=burst,
+            cost=cost,
+            fail_open=(name not in self.settings.fail_closed) if fail_open is None else fail_open,
+        )
+        self.policies[name] = policy
+        return policy
+
+    def protect(self, prefix: str, *policies: str, methods: Iterable[str] | None = None) -> Rule:
+        """Make the middleware check ``policies`` on every request under ``prefix``."""
+        for name in policies:
+            self.get_policy(name)
+        rule = Rule(prefix, policies, frozenset(m.upper() for m in methods) if methods else None)
+        self.rules.append(rule)
+        return rule
+
+    def get_policy(self, policy: str | Policy) -> Policy:
+        if isinstance(policy, Policy):
+            return policy
+        try:
+            return self.policies[policy]
+        except KeyError:
+            raise KeyError(
+                f"no rate-limit policy {policy!r}; known: {sorted(self.policies)}"
+            ) from None
+
+    def policies_for(self, path: str, method: str) -> list[Policy]:
+        names: list[str] = []
+        for rule in self.rules:
+            if rule.applies(path, method):
+                names.extend(n for n in rule.policies if n not in names)
+        return [self.policies[n] for n in names]
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    @property
+    def backend(self) -> LimitBackend:
+        if self._backend is None:
+            url = self.hw.settings.backend_url("limits")
+            cls = registry.resolve("limits", url)
+            self._backend = cls(url, self.hw.connections, prefix=self.settings.key_prefix)
+        return self._backend
+
+    @property
+    def checker(self) -> Checker:
+        if self._checker is None:
+            s = self.settings
+            inner: Checker = (
+                _Direct(self.backend) if s.mode == "direct" else Coalescer(self.backend)
+            )
+            self._checker = (
+                LeaseCache(inner, s.lease_size, s.lease_ttl) if s.mode == "lease" else inner
+            )
+        return self._checker
+
+    async def start(self) -> None:
+        try:
+            await self.backend.open()
+        except BackendUnavailableError as exc:  # fail-open policies keep the app up
+            self.log.log(logging.WARNING, "start", "rate-limit backend down at start: %s", exc)
+
+    async def stop(self) -> None:
+        if isinstance(self._checker, Coalescer):
+            await self._checker.drain()
+        if self._backend is not None:
+            await self._backend.close()
+
+    def install(self, app: Starlette) -> None:
+        from headway.ratelimit.middleware import RateLimitMiddleware
+
+        app.add_middleware(RateLimitMiddleware, limits=self)
+
+    # -- checking ---------------------------------------------------------------------
+
+    async def hit(
+        self, policy: str | Policy, key: str, *, tenant: str | None = None, cost: int | None = None
+    ) -> Decision:
+        """Count one use of ``policy`` by ``key`` (within ``tenant``); never raises 429.
+
+        Call ``decision.raise_for_status()`` to turn a denial into an exception.
+        """
+        p = self.get_policy(policy)
+        rate = p.rate_for(Identity(tenant=tenant) if tenant else None)
+        check = self._check(p, rate, limit_key(p.name, key, tenant), cost)
+        return await self._decide([p], [rate], [check])
+
+    async def reset(self, policy: str | Policy, key: str, *, tenant: str | None = None) -> None:
+        """Forget the usage of ``key`` under ``policy`` (e.g. after a successful login)."""
+        await self.backend.reset([limit_key(self.get_policy(policy).name, key, tenant)])
+
+    async def check_request(
+        self, scope: Scope, policies: Sequence[Policy], cost: int | None = None
+    ) -> Decision:
+        """Check ``policies`` for the request ``scope`` (all must pass)."""
+        identity = await self.identity_of(scope)
+        subject = Subject(scope, identity, self.client_ip)
+        tenant = identity.tenant if identity else None
+        rates, checks = [], []
+        for p in policies:
+            rate = p.rate_for(identity)
+            parts = p.scope_for(identity)
+            key = subject.key(parts) or subject.ip
+            ns = None if "tenant" in parts or "global" in parts else tenant
+            rates.append(rate)
+            checks.append(self._check(p, rate, limit_key(p.name, key, ns), cost))
+        return await self._decide(policies, rates, checks)
+
+    async def identity_of(self, scope: Scope) -> Identity | None:
+        """The caller's identity from the ``identify`` hook, resolved once per request."""
+        if self.identify is None:
+            return None
+        state = scope.setdefault("state", {})
+        if IDENTITY_STATE not in state:
+            state[IDENTITY_STATE] = await self.identify(scope)
+        identity: Identity | None = state[IDENTITY_STATE]
+        return identity
+
+    def _check(self, p: Policy, rate: Rate, key: str, cost: int | None) -> Check:
+        check = Check(p.algorithm, key, rate.limit, rate.period_ms, cost or p.cost, p.burst)
+        validate(check)
+        return check
+
+    async def _decide(
+        self, policies: Sequence[Policy], rates: Sequence[Rate], checks: Sequence[Check]
+    ) -> Decision:
+        if not self.settings.enabled or not checks:
+            return Decision()
+        try:
+            outcomes = await self.checker.run(checks)
+        except BackendUnavailableError as exc:
+            return self._unavailable(policies, exc)
+        results = [
+            Result.of(p.name, r.limit, r.period, o)
+            for p, r, o in zip(policies, rates, outcomes, strict=True)
+        ]
+        for p, check, result in zip(policies, checks, results, strict=True):
+            self._record(p, check, result)
+        return Decision(results)
+
+    def _record(self, p: Policy, check: Check, result: Result) -> None:
+        if result.allowed:
+            self.metrics.add(p.name, "allowed")
+            return
+        self.metrics.add(p.name, "denied")
+        tenant = check.key.partition(":t=")[2].partition("/")[0] or None
+        self.log.log(
+            logging.INFO,
+            f"v:{check.key}",
+            "rate limit exceeded: policy=%s key=%s tenant=%s retry_after=%ss",
+            p.name,
+            hashed(check.key),
+            tenant,
+            result.retry_after,
+        )
+
+    def _unavailable(self, policies: Sequence[Policy], exc: Exception) -> Decision:
+        decision = Decision(unavailable=[p.name for p in policies])
+        for p in policies:
+            self.metrics.add(p.name, "fail_open" if p.fail_open else "fail_closed")
+            decision.refused = decision.refused or not p.fail_open
+        self.log.log(
+            logging.ERROR,
+            "backend",
+            "rate-limit backend unavailable (%s); fail-open policies let requests through: %s",
+            ", ".join(decision.unavailable),
+            exc,
+        )
+        return decision
+
+    # -- FastAPI ----------------------------------------------------------------------
+
+    def dependency(self, *policies: str, cost: int | None = None) -> Dependency:
+        """``Depends(hw.limits.dependency("upload", cost=10))``: per-route policies."""
+        return make_dependency(self, *policies, cost=cost)
+
+    def limit(
+        self, *policies: str, cost: int | None = None, key: Callable[..., str] | None = None
+    ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+        """Decorator: on a FastAPI endpoint, or with ``key=`` on any async function."""
+        return make_decorator(self, *policies, cost=cost, key=key)
+
+    def describe(self) -> dict[str, Any]:
+        """Policies, rules and counters (for the CLI and the dashboard)."""
+        return {
+            "mode": self.settings.mode,
+            "policies": [p.describe() for p in self.policies.values()],
+            "rules": [{"prefix": r.prefix, "policies": list(r.policies)} for r in self.rules],
+            "metrics": self.metrics.snapshot(),
+        }
+
+
+__all__ = ["IDENTITY_STATE", "IdentifyFn", "RateLimits", "Rule"]

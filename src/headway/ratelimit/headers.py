@@ -1,0 +1,73 @@
+"""Response headers: IETF ``RateLimit-Policy`` / ``RateLimit`` and ``X-RateLimit-*``.
+
+The IETF fields follow draft-ietf-httpapi-ratelimit-headers-11: both are Structured
+Field Lists of Items whose value is the policy name (a String), with ``q`` (quota) and
+``w`` (window, seconds) on the policy, ``r`` (remaining) and ``t`` (seconds until the
+quota resets; the Retry-After time for an exhausted one) on the state::
+
+    RateLimit-Policy: "plan";q=1000;w=60, "upload";q=10;w=60
+    RateLimit: "plan";r=998;t=42, "upload";r=9;t=42
+
+``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (delta seconds) describe the
+tightest policy: the violated one, else the one with the fewest units left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from headway.ratelimit.decision import Result
+
+RawHeaders = list[tuple[bytes, bytes]]
+_policy_cache: dict[tuple[tuple[str, int, int], ...], bytes] = {}
+
+
+def policy_field(results: Sequence[Result]) -> bytes:
+    """The ``RateLimit-Policy`` value (cached: it only changes with the policies)."""
+    key = tuple((r.policy, r.limit, r.window) for r in results)
+    value = _policy_cache.get(key)
+    if value is None:
+        value = ", ".join(f'"{p}";q={q};w={w}' for p, q, w in key).encode()
+        if len(_policy_cache) > 1024:
+            _policy_cache.clear()
+        _policy_cache[key] = value
+    return value
+
+
+def state_field(results: Sequence[Result]) -> bytes:
+    return ", ".join(f'"{r.policy}";r={r.remaining};t={r.reset}' for r in results).encode()
+
+
+def tightest(results: Sequence[Result]) -> Result:
+    denied = [r for r in results if not r.allowed]
+    if denied:
+        return max(denied, key=lambda r: r.retry_after)
+    return min(results, key=lambda r: (r.remaining, -r.reset))
+
+
+def rate_limit_headers(
+    results: Sequence[Result], ietf: bool = True, legacy: bool = True
+) -> RawHeaders:
+    """The raw header list for ``results`` (empty when there are none)."""
+    if not results:
+        return []
+    out: RawHeaders = []
+    if ietf:
+        out.append((b"ratelimit-policy", policy_field(results)))
+        out.append((b"ratelimit", state_field(results)))
+    if legacy:
+        tight = tightest(results)
+        out.append((b"x-ratelimit-limit", str(tight.limit).encode()))
+        out.append((b"x-ratelimit-remaining", str(tight.remaining).encode()))
+        out.append((b"x-ratelimit-reset", str(tight.reset).encode()))
+    denied = [r.retry_after for r in results if not r.allowed]
+    if denied:
+        out.append((b"retry-after", str(max(denied)).encode()))
+    return out
+
+
+def as_dict(headers: RawHeaders) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in headers}
+
+
+__all__ = ["as_dict", "policy_field", "rate_limit_headers", "state_field", "tightest"]

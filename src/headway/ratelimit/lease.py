@@ -1,0 +1,155 @@
+"""Local leases: each process takes small shares of a key's quota at a time.
+
+A lease is an ordinary check whose cost is the share (``n`` units): the backend deducts
+the units *before* any of them is handed out, and the process then admits requests from
+its share without a round trip until the share is used up or ``lease_ttl`` passes
+(never past the end of the key's current window). A key that was denied is answered
+locally until its ``Retry-After`` time.
+
+Exactness bound (tested in ``tests/ratelimit/test_lease.py``):
+
+- Never more than the limit: every admitted unit was counted by the backend first, so
+  a fixed window admits at most ``limit`` per window whatever the number of processes.
+  For the sliding and bucket algorithms a unit may be spent up to ``lease_ttl`` seconds
+  after it was counted, so any window-long interval admits at most
+  ``limit + P * (L - 1)`` (P processes, L the lease size).
+- At most ``P * (L - 1)`` units fewer than the limit: a denial can only happen while the
+  other processes still hold unused shares. Shares shrink as the quota runs out
+  (``n <= remaining / 4``), so near the limit the loss is a few units, not P * L.
+
+``L = min(lease_size, capacity // 10)``, at least 1: small limits lease little.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Protocol
+
+from headway.ratelimit.base import Check, Outcome
+
+SWEEP_AT = 10_000
+
+
+class Checker(Protocol):
+    async def run(self, checks: Sequence[Check]) -> list[Outcome]: ...
+
+
+class _Share:
+    __slots__ = ("denied_until", "expires", "pending", "remaining", "reset_at", "units")
+
+    def __init__(self) -> None:
+        self.units = 0
+        self.expires = 0.0
+        self.remaining = -1  # unknown
+        self.reset_at = 0.0
+        self.denied_until = 0.0
+        self.pending: asyncio.Future[None] | None = None
+
+
+def lease_size(check: Check, size: int, remaining: int) -> int:
+    """How many units to lease for ``check``: small near the limit, never below its cost."""
+    n = min(size, max(1, check.capacity // 10))
+    if remaining >= 0:
+        n = min(n, max(1, remaining // 4))
+    return min(max(n, check.cost), check.capacity)
+
+
+class LeaseCache:
+    """Serves checks from local shares; refills them through ``inner``."""
+
+    def __init__(
+        self,
+        inner: Checker,
+        size: int = 64,
+        ttl: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.inner = inner
+        self.size = size
+        self.ttl = ttl
+        self.clock = clock
+        self._shares: dict[str, _Share] = {}
+        self.local = 0
+        self.refills = 0
+
+    async def run(self, checks: Sequence[Check]) -> list[Outcome]:
+        if len(checks) == 1:
+            return [await self._one(checks[0])]
+        return list(await asyncio.gather(*(self._one(c) for c in checks)))
+
+    async def _one(self, check: Check) -> Outcome:
+        for _ in range(8):  # wait for refills in flight rather than add round trips
+            share = self._shares.get(check.key)
+            if share is None:
+                break
+            local = self._take(share, check, self.clock())
+            if local is not None:
+                self.local += 1
+                return local
+            if share.pending is None:
+                break
+            await asyncio.shield(share.pending)
+        return await self._refill(check)
+
+    def _take(self, share: _Share, check: Check, now: float) -> Outcome | None:
+        if share.expires > now and share.units >= check.cost:
+            share.units -= check.cost
+            reset = max(0, math.ceil((share.reset_at - now) * 1000))
+            return Outcome(True, max(0, share.remaining) + share.units, reset, 0)
+        if share.denied_until > now:
+            wait = math.ceil((share.denied_until - now) * 1000)
+            return Outcome(False, 0, max(1, wait), max(1, wait))
+        return None
+
+    async def _refill(self, check: Check) -> Outcome:
+        share = self._shares.get(check.key)
+        if share is None:
+            share = self._shares[check.key] = _Share()
+            if len(self._shares) > SWEEP_AT:
+                self._sweep()
+        if share.pending is not None:  # another request is refilling: wait, then go direct
+            await asyncio.shield(share.pending)
+            local = self._take(share, check, self.clock())
+            return local or (await self.inner.run([check]))[0]
+        share.pending = asyncio.get_running_loop().create_future()
+        try:
+            return await self._lease(share, check)
+        finally:
+            share.pending.set_result(None)
+            share.pending = None
+
+    async def _lease(self, share: _Share, check: Check) -> Outcome:
+        now = self.clock()
+        n = lease_size(check, self.size, share.remaining)
+        self.refills += 1
+        outcome = (await self.inner.run([replace(check, cost=n)]))[0]
+        if not outcome.allowed and n > check.cost:
+            n = check.cost
+            outcome = (await self.inner.run([check]))[0]
+        if not outcome.allowed:
+            share.remaining = outcome.remaining
+            share.denied_until = now + outcome.retry_after_ms / 1000
+            return outcome
+        kept = share.units if share.expires > now else 0
+        share.units = kept + n - check.cost
+        share.expires = now + min(self.ttl, outcome.reset_ms / 1000)
+        share.reset_at = now + outcome.reset_ms / 1000
+        share.remaining = outcome.remaining
+        share.denied_until = 0.0
+        return replace(outcome, remaining=outcome.remaining + share.units)
+
+    def _sweep(self) -> None:
+        now = self.clock()
+        for key in [
+            k
+            for k, s in self._shares.items()
+            if s.pending is None and s.expires <= now and s.denied_until <= now
+        ]:
+            del self._shares[key]
+
+
+__all__ = ["Checker", "LeaseCache", "lease_size"]
