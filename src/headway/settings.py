@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from headway import constants
+from headway import constants, registry
 from headway.errors import ConfigError
 
 # Accepted URL forms per setting, shown in error messages and in the README.
@@ -46,7 +46,7 @@ def _accepts(
 
 CAPABILITY_URLS: dict[str, tuple[frozenset[str], tuple[str, ...], str]] = {
     "jobs": (*_accepts(_MEMORY, _SQL, _REDIS), "redis_or_database"),
-    "cache": (*_accepts(_MEMORY, _REDIS), "redis_or_memory"),
+    "cache": (*_accepts(_MEMORY, _REDIS, _SQL), "redis_or_memory"),
     "limits": (*_accepts(_MEMORY, _REDIS), "redis_or_memory"),
     "resilience": (*_accepts(_MEMORY, _REDIS), "redis_or_memory"),
     "flags": (*_accepts(_MEMORY, _SQL, _REDIS), "redis_or_database"),
@@ -149,6 +149,11 @@ class Settings(BaseSettings):
     host: str = Field(constants.DEFAULT_HOST, description="`headway serve` bind address.")
     port: int = Field(constants.DEFAULT_PORT, ge=1, le=65535, description="`headway serve` port.")
     workers: int = Field(1, ge=1, le=64, description="`headway serve` web processes.")
+    inprocess_worker: bool = Field(
+        True,
+        description="Run the job worker and cron scheduler inside each served web process; "
+        "set false when separate `headway worker` processes run.",
+    )
     demo_seed: bool = Field(
         True, description="Seed two demo tenants when the reference service starts on an empty DB."
     )
@@ -219,7 +224,15 @@ class Settings(BaseSettings):
         default = CAPABILITY_URLS[capability][2]
         if self.redis_url:
             return self.redis_url
-        return self.sql_url if default == "redis_or_database" else "memory://"
+        if default != "redis_or_database":
+            return "memory://"
+
+        scheme = registry.scheme_of(self.sql_url)
+        # SQLite is the embedded default: every database-backed capability supports it.
+        if scheme == "sqlite" or scheme in registry.schemes(capability):
+            return self.sql_url
+        # No backend of this capability for the database (yet): an embedded SQLite file.
+        return f"sqlite:///{self.data_dir / (capability + '.db')}"
 
     def secret_bytes(self) -> bytes:
         """The signing key: the setting, else a random key created once in ``data_dir``."""

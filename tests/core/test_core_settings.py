@@ -50,10 +50,21 @@ def test_without_redis_jobs_use_the_database_and_cache_uses_memory(tmp_path: Pat
 def test_database_url_is_the_default_for_database_backed_capabilities(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from headway import registry
+
     monkeypatch.setenv("HEADWAY_DATABASE_URL", "postgresql://app@db:5432/app")
     settings = load_settings()
     assert settings.sql_url == "postgresql://app@db:5432/app"
-    assert settings.backend_url("jobs") == "postgresql://app@db:5432/app"
+    # flags have a backend for the database's scheme -> the database itself
+    registry.register("flags", "postgresql", "headway.nowhere:Backend")
+    try:
+        assert settings.backend_url("flags") == "postgresql://app@db:5432/app"
+    finally:
+        registry.unregister("flags", "postgresql")
+    # jobs without a backend for that scheme -> an embedded SQLite file, not a crash
+    jobs = {k: v for k, v in registry._BACKENDS.get("jobs", {}).items() if k != "postgresql"}
+    monkeypatch.setitem(registry._BACKENDS, "jobs", jobs)
+    assert settings.backend_url("jobs") == f"sqlite:///{settings.data_dir / 'jobs.db'}"
 
 
 def test_redis_url_is_used_by_jobs_and_cache(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -138,7 +149,7 @@ def test_headway_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             "ftp://x",
             ["memory://", "sqlite:///path/to/file.db", "redis://host:6379/0"],
         ),
-        ("HEADWAY_CACHE_URL", "sqlite:///x.db", ["memory://", "redis://host:6379/0"]),
+        ("HEADWAY_CACHE_URL", "mysql://x/db", ["memory://", "redis://host:6379/0"]),
         ("HEADWAY_STORAGE_URL", "gs://bucket", ["file:///path/to/dir", "s3://bucket"]),
     ],
 )

@@ -1,0 +1,1 @@
+"""L2 cache backends: memory, SQLite, Redis (registered in ``headway.cache``)."""
