@@ -101,7 +101,11 @@ async def test_warm_and_namespace_stats(make_cache: MakeCache) -> None:
     assert stats["hit_ratio"] == 0.5 and stats["l1"]["entries"] == 2
 
 
-async def test_early_refresh(make_cache: MakeCache) -> None:
+async def test_early_refresh(make_cache: MakeCache, monkeypatch: pytest.MonkeyPatch) -> None:
+    # XFetch draws -log(1 - u): fix u so the test does not depend on luck
+    import headway.cache.loading as loading
+
+    monkeypatch.setattr(loading.random, "random", lambda: 0.99)
     cache = await make_cache("memory://", l1_max_entries=0)
     calls = 0
 
@@ -112,7 +116,7 @@ async def test_early_refresh(make_cache: MakeCache) -> None:
         return calls
 
     assert await cache.get_or_set("e", slow, ttl=0.3, early_refresh=50.0) == 1
-    # loader took 50 ms, beta 50: a refresh is all but certain on the next read
+    # loader took 50 ms, beta 50, u = 0.99: 0.05 * 50 * 4.6 s >> 0.3 s ttl -> refresh
     assert await cache.get_or_set("e", slow, ttl=0.3, early_refresh=50.0) == 1
     await asyncio.sleep(0.1)
     assert calls == 2 and cache.stats()["refreshes"] >= 1
