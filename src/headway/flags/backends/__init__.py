@@ -1,0 +1,1 @@
+"""Flag stores: ``memory://`` (tests, one process) and SQL (SQLite, PostgreSQL)."""

@@ -1,0 +1,294 @@
+"""``hw.flags``: definitions in the database, evaluated from an in-process snapshot.
+
+The snapshot is reloaded when the store's version moves: at once after a write here, on
+a Redis announcement from another process, and by polling ``version()`` every
+``poll_interval`` (0.5 s by default, so a change is everywhere within about a second
+even without Redis).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from headway import registry
+from headway.capability import Capability, Readiness
+from headway.flags.base import FlagNotFound, FlagStore
+from headway.flags.evaluate import CompiledFlag, Evaluation, not_found
+from headway.flags.feed import RedisFeed
+from headway.flags.model import FlagDefinition
+from headway.flags.settings import FlagsSettings
+from headway.settings import load_section
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from headway.hub import Headway
+
+log = logging.getLogger("headway.flags")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+Snapshot = dict[tuple[str, str], CompiledFlag]
+
+
+class Flags(Capability):
+    """``is_enabled``, ``variant``, ``evaluate``; ``create/update/delete`` with an audit."""
+
+    name = "flags"
+
+    def __init__(
+        self, hw: Headway, settings: FlagsSettings | None = None, *, url: str | None = None
+    ) -> None:
+        super().__init__(hw)
+        self.settings = settings or load_section(FlagsSettings)
+        url = url or hw.settings.backend_url("flags")
+        redis_url = hw.settings.redis_url
+        if registry.scheme_of(url) in REDIS_SCHEMES:
+            url, redis_url = hw.settings.sql_url, url
+        self.url = url
+        self.store: FlagStore = registry.resolve("flags", url)(url, hw.connections)
+        self.feed = None if redis_url is None else RedisFeed(hw.connections.redis(redis_url), "")
+        if self.feed is not None:
+            self.feed.channel = f"{self.settings.prefix}:flags:changed"
+        self.version = -1
+        self.snapshot: Snapshot = {}
+        self.listening = False
+        self.last_error = ""
+        self._defaults: list[FlagDefinition] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._lock = asyncio.Lock()
+        self._routes = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def defaults(self, definitions: Iterable[FlagDefinition | Mapping[str, Any]]) -> None:
+        """Flags created on start when absent (an existing flag is never changed)."""
+        self._defaults.extend(_definition(d) for d in definitions)
+
+    async def start(self) -> None:
+        await self.store.setup()
+        for d in self._defaults:
+            if await self.store.get("", d.key) is None:
+                with contextlib.suppress(Exception):  # another process seeded it first
+                    await self.store.put("", d.key, d.public(), "headway:seed", create=True)
+        await self.reload()
+        self._tasks.append(asyncio.create_task(self._poll(), name="headway-flags-poll"))
+        if self.feed is not None:
+            self._tasks.append(asyncio.create_task(self._listen(), name="headway-flags-feed"))
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.listening = False
+        await self.store.close()
+
+    # -- keeping the snapshot current -----------------------------------------------------
+
+    async def reload(self, known: int | None = None) -> None:
+        """Read every flag again when the store's version is newer than the snapshot's."""
+        async with self._lock:
+            if known is not None and known <= self.version:
+                return
+            version, rows = await self.store.load()
+            if version == self.version:
+                return
+            fresh: Snapshot = {}
+            for row in rows:
+                try:
+                    fresh[(row.tenant, row.key)] = CompiledFlag(_definition(row.definition))
+                except (ValidationError, ValueError) as exc:
+                    log.error("flag %r in the store is invalid, skipped: %s", row.key, exc)
+            self.snapshot, self.version = fresh, version
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.poll_interval)
+            try:
+                version = await self.store.version()
+                if version != self.version:
+                    await self.reload()
+            except Exception as exc:  # keep serving the last snapshot
+                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                log.warning("flags store unreachable (%s); serving the last snapshot", exc)
+
+    async def _listen(self) -> None:
+        assert self.feed is not None
+        while True:
+            try:
+                await self.feed.listen(self._on_version)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.listening = False
+                log.warning("flags change channel lost (%s); polling only", exc)
+            await asyncio.sleep(1.0)
+
+    def _on_version(self, version: int | None) -> None:
+        if version is None:
+            self.listening = True
+        elif version > self.version:
+            task = asyncio.create_task(self._safe_reload(version))
+            self._tasks.append(task)
+            self._tasks = [t for t in self._tasks if not t.done()]
+
+    async def _safe_reload(self, version: int) -> None:
+        try:
+            await self.reload(version)
+        except Exception as exc:
+            log.warning("flags reload failed (%s)", exc)
+
+    # -- evaluation (no I/O) --------------------------------------------------------------
+
+    def find(self, key: str, tenant: str | None = None) -> CompiledFlag | None:
+        snap = self.snapshot
+        if tenant:
+            own = snap.get((tenant, key))
+            if own is not None:
+                return own
+        return snap.get(("", key))
+
+    def evaluate_now(
+        self,
+        key: str,
+        *,
+        tenant: str | None = None,
+        user: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        default: Any = False,
+    ) -> Evaluation:
+        """Evaluate from the snapshot (sync); never raises for an unknown flag."""
+        flag = self.find(key, tenant)
+        if flag is None:
+            return not_found(key, default)
+        ctx: dict[str, Any] = dict(context) if context else {}
+        if tenant is not None:
+            ctx["tenant"] = tenant
+        if user is not None:
+            ctx["user"] = user
+        return flag.evaluate(ctx)
+
+    async def evaluate(self, key: str, **kwargs: Any) -> Evaluation:
+        return self.evaluate_now(key, **kwargs)
+
+    async def is_enabled(
+        self,
+        key: str,
+        *,
+        tenant: str | None = None,
+        user: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        default: bool = False,
+    ) -> bool:
+        flag = self.find(key, tenant)
+        if flag is None:
+            return default
+        if flag.simple and flag.definition.rollout is None and not flag.weights:
+            return flag.evaluate({}).enabled  # no context needed
+        return self.evaluate_now(key, tenant=tenant, user=user, context=context).enabled
+
+    async def variant(
+        self,
+        key: str,
+        *,
+        tenant: str | None = None,
+        user: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        default: str | None = None,
+    ) -> str | None:
+        """The variant's name (``default`` for an unknown flag)."""
+        ev = self.evaluate_now(key, tenant=tenant, user=user, context=context)
+        return default if ev.variant is None else ev.variant
+
+    # -- management (writes go to the store, then to every process) ----------------------
+
+    async def get(self, key: str, tenant: str | None = None) -> dict[str, Any]:
+        row = await self.store.get(tenant or "", key)
+        if row is None:
+            raise FlagNotFound(key)
+        return {
+            **row.definition,
+            "tenant": row.tenant or None,
+            "updated_at": row.updated_at.isoformat() if row.updated_at else None,
+            "updated_by": row.updated_by,
+        }
+
+    async def list(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        _, rows = await self.store.load()
+        chosen = [r for r in rows if tenant is None or r.tenant in ("", tenant)]
+        return [
+            {**r.definition, "tenant": r.tenant or None}
+            for r in sorted(chosen, key=lambda r: (r.key, r.tenant))
+        ]
+
+    async def save(
+        self,
+        definition: FlagDefinition | Mapping[str, Any],
+        *,
+        tenant: str | None = None,
+        actor: str = "api",
+        create: bool = False,
+    ) -> dict[str, Any]:
+        """Create (``create=True``: 409 if it exists) or replace a flag."""
+        d = _definition(definition)
+        version = await self.store.put(tenant or "", d.key, d.public(), actor, create=create)
+        await self._changed(version)
+        return await self.get(d.key, tenant)
+
+    async def update(
+        self, key: str, changes: Mapping[str, Any], *, tenant: str | None = None, actor: str = "api"
+    ) -> dict[str, Any]:
+        """Merge ``changes`` into the stored definition; the result is validated."""
+        row = await self.store.get(tenant or "", key)
+        if row is None:
+            raise FlagNotFound(key)
+        merged = {**row.definition, **changes, "key": key}
+        return await self.save(merged, tenant=tenant, actor=actor)
+
+    async def delete(self, key: str, *, tenant: str | None = None, actor: str = "api") -> None:
+        await self._changed(await self.store.delete(tenant or "", key, actor))
+
+    async def audit(
+        self, key: str | None = None, *, tenant: str | None = None, limit: int = 100
+    ) -> builtins.list[dict[str, Any]]:
+        return [e.public() for e in await self.store.audit(tenant, key, limit)]
+
+    async def _changed(self, version: int) -> None:
+        await self.reload()
+        if self.feed is not None:
+            try:
+                await self.feed.publish(version)
+            except Exception as exc:  # the others will see it when they poll
+                log.warning("flags change announcement failed (%s)", exc)
+
+    # -- hub hooks ------------------------------------------------------------------------
+
+    def install(self, app: Starlette) -> None:
+        from headway.flags.web import MaintenanceMiddleware
+
+        if not self._routes:
+            from headway.flags.api import add_routes
+
+            add_routes(self)
+            self._routes = True
+        if self.settings.maintenance_flag:
+            app.add_middleware(MaintenanceMiddleware, flags=self)
+
+    async def check_ready(self) -> Readiness | None:
+        version = await self.store.version()
+        detail = {"version": version, "snapshot": self.version, "flags": len(self.snapshot)}
+        return Readiness(ok=True, detail=detail, critical=False)
+
+
+def _definition(value: FlagDefinition | Mapping[str, Any]) -> FlagDefinition:
+    if isinstance(value, FlagDefinition):
+        return value
+    return FlagDefinition.model_validate(dict(value))

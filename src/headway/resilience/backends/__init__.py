@@ -1,0 +1,1 @@
+"""Breaker state backends: ``memory://`` (one process) and ``redis://`` (shared)."""
