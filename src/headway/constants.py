@@ -15,3 +15,14 @@ DEFAULT_IDLE_TIMEOUT = 30.0
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_APP = "headway.demo.app:app"
+
+# Built-in capabilities, reachable as ``hw.<name>``: created (and added) on first use.
+# A new capability is one line here plus its annotation on Headway (hub.py).
+BUILTIN_CAPABILITIES: dict[str, str] = {
+    "jobs": "headway.jobs:Jobs",
+    "cache": "headway.cache:Cache",
+    "limits": "headway.ratelimit:RateLimits",
+    "breakers": "headway.resilience:Breakers",
+    "flags": "headway.flags:Flags",
+    "observe": "headway.observe:Observe",
+}

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import cached_property
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI
 from starlette.applications import Starlette
@@ -23,26 +23,37 @@ from starlette.requests import Request
 from headway.admin import add_core_routes
 from headway.capability import Capability
 from headway.connections import Connections
+from headway.constants import BUILTIN_CAPABILITIES
 from headway.settings import Settings, load_settings
 from headway.web.errors import HTTPError, install_error_handlers
 from headway.web.middleware import CompressionMiddleware, ETagMiddleware
 from headway.web.pagination import CursorCodec
 
+if TYPE_CHECKING:
+    from headway.cache import Cache
+    from headway.flags import Flags
+    from headway.jobs import Jobs
+    from headway.observe import Observe
+    from headway.ratelimit import RateLimits
+    from headway.resilience import Breakers
+
 C = TypeVar("C", bound=Capability)
 
-# Built-in capabilities, reachable as ``hw.<name>``: created (and added) on first use.
-# A new capability is one line here plus its annotation on Headway; no other hub code.
-BUILTIN_CAPABILITIES: dict[str, str] = {
-    "jobs": "headway.jobs:Jobs",
-    "cache": "headway.cache:Cache",
-    "limits": "headway.ratelimit:RateLimits",
-    "breakers": "headway.resilience:Breakers",
-    "flags": "headway.flags:Flags",
-}
+# Added by every ``install(app)`` (metrics, health, request logs) and not listed in
+# ``capabilities``: infrastructure, like the error handlers.
+ALWAYS_ON = frozenset({"observe"})
 
 
 class Headway:
     """Settings + connections + capabilities, started and stopped together."""
+
+    if TYPE_CHECKING:  # the built-in capabilities, created on first use by __getattr__
+        jobs: Jobs
+        cache: Cache
+        limits: RateLimits
+        breakers: Breakers
+        flags: Flags
+        observe: Observe
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
         if settings is not None and overrides:
@@ -79,7 +90,7 @@ class Headway:
 
     @property
     def capabilities(self) -> Mapping[str, Capability]:
-        return dict(self._capabilities)
+        return {n: c for n, c in self._capabilities.items() if n not in ALWAYS_ON}
 
     def __getattr__(self, name: str) -> Any:
         # Only called when normal lookup fails: ``hw.jobs`` and friends.
@@ -143,8 +154,10 @@ class Headway:
         app.state.headway = self
         app.router.lifespan_context = self._wrap_lifespan(app.router.lifespan_context)
         install_error_handlers(app)
+        observe: Capability = self.observe
         for capability in self._capabilities.values():
-            capability.install(app)
+            if capability is not observe:
+                capability.install(app)
         if isinstance(app, FastAPI):
             app.include_router(self.admin_router)
         else:
@@ -153,6 +166,7 @@ class Headway:
             app.mount("/", sub)
         app.add_middleware(ETagMiddleware)
         app.add_middleware(CompressionMiddleware)
+        observe.install(app)  # last: its middleware is outermost and sees every answer
 
     def _wrap_lifespan(
         self, inner: Callable[[Any], AbstractAsyncContextManager[Any]]

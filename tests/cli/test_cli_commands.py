@@ -227,3 +227,20 @@ def test_bad_value_looking_like_markup_is_still_a_usage_error(tmp_path: Path) ->
     assert proc.returncode == 2, output
     assert "Traceback" not in output
     assert "HEADWAY_PORT" in proc.stderr
+
+
+@pytest.mark.redis
+def test_check_warns_when_the_cache_redis_does_not_evict(
+    monkeypatch: pytest.MonkeyPatch, redis_url: str
+) -> None:
+    import redis as redis_sync
+
+    policy = redis_sync.Redis.from_url(redis_url).config_get("maxmemory-policy")
+    current = policy["maxmemory-policy"]
+    monkeypatch.setenv("HEADWAY_REDIS_URL", redis_url)
+    result = runner.invoke(app, ["check"])
+    assert result.exit_code == 0, result.output
+    if current in ("allkeys-lru", "allkeys-lfu", "volatile-lru", "volatile-lfu"):
+        assert "maxmemory-policy" not in result.stderr
+    else:  # the local test server runs with the default, noeviction
+        assert "maxmemory-policy" in result.stderr and current in result.stderr

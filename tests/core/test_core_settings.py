@@ -56,11 +56,9 @@ def test_database_url_is_the_default_for_database_backed_capabilities(
     settings = load_settings()
     assert settings.sql_url == "postgresql://app@db:5432/app"
     # flags have a backend for the database's scheme -> the database itself
+    monkeypatch.setitem(registry._BACKENDS, "flags", {})
     registry.register("flags", "postgresql", "headway.nowhere:Backend")
-    try:
-        assert settings.backend_url("flags") == "postgresql://app@db:5432/app"
-    finally:
-        registry.unregister("flags", "postgresql")
+    assert settings.backend_url("flags") == "postgresql://app@db:5432/app"
     # jobs without a backend for that scheme -> an embedded SQLite file, not a crash
     jobs = {k: v for k, v in registry._BACKENDS.get("jobs", {}).items() if k != "postgresql"}
     monkeypatch.setitem(registry._BACKENDS, "jobs", jobs)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import re
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from headway.settings import Settings, env_name
+from headway.constants import BUILTIN_CAPABILITIES
+from headway.settings import SECTIONS, Settings, env_name
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -35,8 +38,16 @@ def test_readme_example_runs() -> None:
 
 
 def test_every_setting_is_documented() -> None:
+    # Import every built capability so that its settings section registers itself.
+    for target in BUILTIN_CAPABILITIES.values():
+        module = target.partition(":")[0]
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
     text = README.read_text()
-    missing = [env_name(f) for f in Settings.model_fields if f"`{env_name(f)}`" not in text]
+    names = [env_name(f) for f in Settings.model_fields]
+    for prefix, section in SECTIONS.items():
+        names += [prefix + f.upper() for f in section.model_fields]
+    missing = [name for name in names if f"`{name}`" not in text]
     assert not missing, f"settings missing from the README table: {missing}"
 
 

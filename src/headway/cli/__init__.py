@@ -19,6 +19,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from headway import __version__
+from headway.cli.breakers import breakers_app
+from headway.cli.cache import cache_app
+from headway.cli.flags import flags_app
+from headway.cli.jobs import jobs_app, scheduler, worker
 from headway.constants import DEFAULT_APP
 from headway.errors import ConfigError, HeadwayError
 from headway.settings import Settings, load_settings
@@ -32,6 +36,12 @@ app = typer.Typer(
 )
 demo_app = typer.Typer(help="The reference service (multi-tenant AI-agent platform).")
 app.add_typer(demo_app, name="demo")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(cache_app, name="cache")
+app.add_typer(breakers_app, name="breakers")
+app.add_typer(flags_app, name="flags")
+app.command()(worker)
+app.command()(scheduler)
 
 out = Console()
 err = Console(stderr=True)
@@ -69,7 +79,9 @@ def config(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Print the effective settings (secrets and URL passwords masked)."""
-    view = _settings().public_view()
+    from headway.admin import config_view
+
+    view = config_view(_settings())
     if as_json:
         out.print_json(json.dumps(view, default=str))
         return
@@ -85,21 +97,41 @@ def check() -> None:
     """Connect to every configured backend; exit 1 if one is down."""
     from headway.connections import Connections
 
-    async def run() -> list[Any]:
-        conns = Connections(_settings())
+    async def run() -> tuple[list[Any], list[str]]:
+        settings = _settings()
+        conns = Connections(settings)
         try:
-            return await conns.check_all()
+            results = await conns.check_all()
+            return results, await _cache_warnings(conns, settings, results)
         finally:
             await conns.close()
 
-    results = asyncio.run(run())
+    results, warnings = asyncio.run(run())
     table = Table("backend", "url", "status", "latency ms", "error")
     for r in results:
         status = "[green]up[/]" if r.ok else "[red]down[/]"
         table.add_row(r.name, escape(r.url), status, f"{r.latency_ms:.1f}", escape(r.error or ""))
     out.print(table)
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
     if not all(r.ok for r in results):
         raise typer.Exit(1)
+
+
+async def _cache_warnings(conns: Any, settings: Settings, results: list[Any]) -> list[str]:
+    """A cache on Redis needs an evicting maxmemory-policy; say so when it has not."""
+    from headway.cache.ops import eviction_warning
+    from headway.settings import mask_url
+
+    url = settings.backend_url("cache")
+    up = {r.url for r in results if r.ok}
+    if not url.startswith(("redis", "unix")) or mask_url(url) not in up:
+        return []
+    reply = await conns.redis(url).config_get("maxmemory-policy")
+    policy = reply.get(b"maxmemory-policy", reply.get("maxmemory-policy"))
+    policy = policy.decode() if isinstance(policy, bytes) else policy
+    warning = eviction_warning(policy)
+    return [warning] if warning else []
 
 
 @app.command()
@@ -121,6 +153,8 @@ def serve(
     if target == DEFAULT_APP:
         _prepare_demo(settings, seed_if_empty=settings.demo_seed)
     out.print(f"headway serving {target} on http://{settings.host}:{settings.port}")
+    if settings.workers > 1:
+        _share_metrics_across_workers()
     uvicorn.run(
         target,
         host=settings.host,
@@ -128,7 +162,22 @@ def serve(
         workers=settings.workers,
         log_level=settings.log_level.lower(),
         lifespan="on",
+        access_log=False,  # headway.observe writes the access log (request id, route, tenant)
     )
+
+
+def _share_metrics_across_workers() -> None:
+    """prometheus_client's multiprocess mode: every worker writes to one temp directory."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return  # the user's own directory: theirs to empty between runs
+    directory = tempfile.mkdtemp(prefix="headway-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory  # inherited by every worker
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
 
 
 def _prepare_demo(settings: Settings, *, seed_if_empty: bool, force_seed: bool = False) -> None:

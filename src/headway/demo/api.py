@@ -6,7 +6,7 @@ found (404), never forbidden, so ids of other tenants leak nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
@@ -188,21 +188,28 @@ async def list_posts(
         scope += f":t={tag}"
     stmt = stmt.options(*_loaders(embed, POST_LOADERS))
     keep = None if chosen is None else chosen | embed
-    return await _listing(
-        request,
-        session,
-        stmt,
-        key=(Post.created_at, Post.id),
-        scope=scope,
-        limit=limit,
-        cursor=cursor,
-        page=page,
-        render=lambda p: select_fields(post_out(p, embed), keep),
-    )
+
+    async def load() -> dict[str, Any]:
+        return await _listing(
+            request,
+            session,
+            stmt,
+            key=(Post.created_at, Post.id),
+            scope=scope,
+            limit=limit,
+            cursor=cursor,
+            page=page,
+            render=lambda p: select_fields(post_out(p, embed), keep),
+        )
+
+    # Cached per tenant and URL; any write to a post drops every cached posts answer.
+    return await _cached(request, principal, load, tags=["posts"])
 
 
 @router.post("/posts", status_code=201, summary="Create a post")
-async def create_post(body: PostIn, principal: CurrentPrincipal, session: Session) -> Any:
+async def create_post(
+    request: Request, body: PostIn, principal: CurrentPrincipal, session: Session
+) -> Any:
     post = Post(
         tenant_id=principal.tenant_id,
         author_id=principal.user_id,
@@ -214,12 +221,14 @@ async def create_post(body: PostIn, principal: CurrentPrincipal, session: Sessio
     post.tags = await _tags(session, principal.tenant_id, body.tags)
     session.add(post)
     await session.commit()
+    await _posts_changed(request, principal, post.id)
     post = await _get_post(session, principal, post.id, frozenset({"tags"}))
     return post_out(post, frozenset({"tags"}))
 
 
 @router.get("/posts/{post_id}", summary="One post")
 async def get_post(
+    request: Request,
     post_id: Id,
     principal: CurrentPrincipal,
     session: Session,
@@ -228,13 +237,42 @@ async def get_post(
 ) -> dict[str, Any]:
     chosen = parse_fields(fields, POST_FIELDS)
     embed = parse_include(include, POST_INCLUDES)
-    post = await _get_post(session, principal, post_id, embed)
-    return select_fields(post_out(post, embed), None if chosen is None else chosen | embed)
+
+    async def load() -> dict[str, Any]:
+        post = await _get_post(session, principal, post_id, embed)  # 404 is not cached
+        return select_fields(post_out(post, embed), None if chosen is None else chosen | embed)
+
+    return await _cached(request, principal, load, tags=["posts", f"post:{post_id}"])
+
+
+async def _cached(
+    request: Request,
+    principal: Principal,
+    load: Callable[[], Awaitable[dict[str, Any]]],
+    *,
+    tags: list[str],
+) -> dict[str, Any]:
+    """``load()`` through the cache (per tenant and URL) unless the tenant's
+    ``enable-caching`` flag is off."""
+    hw = from_request(request)
+    tenant = str(principal.tenant_id)
+    if not await hw.flags.is_enabled("enable-caching", tenant=tenant, default=True):
+        return await load()
+    return await hw.cache.get_or_set(
+        f"api:{request.url}", load, ttl="api", tags=tags, tenant=principal.tenant_id
+    )
+
+
+async def _posts_changed(request: Request, principal: Principal, post_id: int) -> None:
+    """After a committed write: drop the tenant's cached post answers."""
+    await from_request(request).cache.invalidate_tags(
+        "posts", f"post:{post_id}", tenant=principal.tenant_id
+    )
 
 
 @router.patch("/posts/{post_id}", summary="Change a post")
 async def update_post(
-    post_id: Id, body: PostPatch, principal: CurrentPrincipal, session: Session
+    request: Request, post_id: Id, body: PostPatch, principal: CurrentPrincipal, session: Session
 ) -> dict[str, Any]:
     post = await _get_post(session, principal, post_id, frozenset({"tags"}))
     if body.title is not None:
@@ -249,24 +287,32 @@ async def update_post(
         post.tags = await _tags(session, principal.tenant_id, body.tags)
     post.updated_at = utcnow()
     await session.commit()
+    await _posts_changed(request, principal, post_id)
     post = await _get_post(session, principal, post_id, frozenset({"tags"}))
     return post_out(post, frozenset({"tags"}))
 
 
 @router.delete("/posts/{post_id}", status_code=204, summary="Delete a post")
-async def delete_post(post_id: Id, principal: CurrentPrincipal, session: Session) -> Response:
+async def delete_post(
+    request: Request, post_id: Id, principal: CurrentPrincipal, session: Session
+) -> Response:
     await _get_post(session, principal, post_id, frozenset())
     # A core DELETE: the database's ON DELETE CASCADE removes tags links and subscribers.
     await session.execute(
         delete(Post).where(Post.id == post_id, Post.tenant_id == principal.tenant_id)
     )
     await session.commit()
+    await _posts_changed(request, principal, post_id)
     return Response(status_code=204)
 
 
 @router.post("/posts/{post_id}/subscribers", status_code=201, summary="Subscribe to a post")
 async def subscribe(
-    post_id: Id, body: SubscriberIn, principal: CurrentPrincipal, session: Session
+    request: Request,
+    post_id: Id,
+    body: SubscriberIn,
+    principal: CurrentPrincipal,
+    session: Session,
 ) -> dict[str, Any]:
     await _get_post(session, principal, post_id, frozenset())
     exists = await session.scalar(
@@ -279,6 +325,7 @@ async def subscribe(
     sub = Subscriber(tenant_id=principal.tenant_id, post_id=post_id, email=body.email)
     session.add(sub)
     await session.commit()
+    await _posts_changed(request, principal, post_id)
     return {"id": sub.id, "post_id": post_id, "email": sub.email}
 
 

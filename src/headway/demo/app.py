@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +15,12 @@ from fastapi import FastAPI
 from headway import Headway, Settings, __version__
 from headway.demo.api import router
 from headway.demo.db import sessionmaker
+from headway.demo.executions import register_tasks
+from headway.demo.executions import router as executions_router
+from headway.demo.limits import install_limits
+from headway.demo.resilience import install_resilience
 from headway.demo.seed import prepare
+from headway.jobs import DEFAULT_QUEUES
 
 log = logging.getLogger("headway.demo")
 
@@ -22,6 +28,10 @@ log = logging.getLogger("headway.demo")
 def create_app(settings: Settings | None = None, *, hw: Headway | None = None) -> FastAPI:
     """Build the service on ``hw`` (default: a hub from ``settings`` / the environment)."""
     hub = hw or Headway(settings)
+    hub.cache  # noqa: B018 - created now, so that it starts with the hub (api.py uses it)
+    execute_agent = register_tasks(hub)
+    install_limits(hub)
+    install_resilience(hub)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -30,7 +40,9 @@ def create_app(settings: Settings | None = None, *, hw: Headway | None = None) -
         if seeded:
             log.info("seeded demo tenants; run `headway demo seed` for API keys to try")
         app.state.sessions = sessionmaker(engine)
-        yield
+        app.state.execute_agent = execute_agent
+        async with _inprocess_worker(hub):
+            yield
 
     app = FastAPI(
         title="headway reference service",
@@ -39,8 +51,24 @@ def create_app(settings: Settings | None = None, *, hw: Headway | None = None) -
         lifespan=lifespan,
     )
     app.include_router(router)
+    app.include_router(executions_router)
     hub.install(app)
     return app
+
+
+@asynccontextmanager
+async def _inprocess_worker(hub: Headway) -> AsyncIterator[None]:
+    """Serve every default queue (and cron) in this process unless workers run apart."""
+    if not hub.settings.inprocess_worker:
+        yield
+        return
+    worker = hub.jobs.worker(list(DEFAULT_QUEUES), scheduler=True, grace=10)
+    task = asyncio.create_task(worker.run(), name="headway-inprocess-worker")
+    try:
+        yield
+    finally:
+        worker.stop()
+        await task
 
 
 def __getattr__(name: str) -> FastAPI:

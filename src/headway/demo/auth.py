@@ -18,6 +18,7 @@ from starlette.requests import Request
 
 from headway.demo.db import get_session
 from headway.demo.models import ApiKey
+from headway.observe import bind_request
 from headway.web import HTTPError
 
 KEY_PREFIX = "hw_"
@@ -41,6 +42,14 @@ class Principal:
     key_id: int
 
 
+async def find_key(session: AsyncSession, token: str) -> ApiKey | None:
+    """The live API key ``token`` stands for (with its tenant loaded), or None."""
+    if not token.startswith(KEY_PREFIX) or len(token) > 200:
+        return None
+    stmt = select(ApiKey).where(ApiKey.key_hash == hash_key(token), ApiKey.revoked_at.is_(None))
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
 def _unauthorized(message: str) -> HTTPError:
     return HTTPError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
@@ -54,15 +63,10 @@ async def authenticate(
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-    if not token.startswith(KEY_PREFIX) or len(token) > 200:
-        raise _unauthorized("invalid API key")
-    row = (
-        await session.execute(
-            select(ApiKey).where(ApiKey.key_hash == hash_key(token), ApiKey.revoked_at.is_(None))
-        )
-    ).scalar_one_or_none()
+    row = await find_key(session, token)
     if row is None:
         raise _unauthorized("invalid API key")
+    bind_request(tenant=row.tenant_id)  # request logs carry the tenant
     return Principal(row.tenant_id, row.tenant.plan, row.user_id, row.id)
 
 

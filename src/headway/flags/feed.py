@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from headway.connections.pubsub import listen as pubsub_listen
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -21,16 +23,14 @@ class RedisFeed:
 
     async def listen(self, callback: Callable[[int | None], None]) -> None:
         """``callback(version)`` per announcement; ``callback(None)`` once subscribed."""
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(self.channel)
-            callback(None)
-            while True:
-                message = await pubsub.get_message(timeout=30.0)
-                if message is not None and message.get("type") == "message":
-                    try:
-                        callback(int(message["data"]))
-                    except ValueError:
-                        continue
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+        def on_message(data: bytes) -> None:
+            try:
+                version = int(data)
+            except ValueError:
+                return  # not a version: ignored
+            callback(version)
+
+        await pubsub_listen(
+            self.client, self.channel, on_message, on_subscribed=lambda: callback(None)
+        )

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, ResponseError
 
 from headway.cache.base import CacheBackend, Entry
+from headway.connections.pubsub import listen as pubsub_listen
 
 if TYPE_CHECKING:
     from redis.asyncio.client import Pipeline
@@ -153,16 +154,10 @@ class RedisCacheBackend(CacheBackend):
         return bool(await self._script("release", [key], [value]))
 
     async def listen(self, callback: Callable[[bytes], None]) -> None:
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(self.channel)
-            callback(b"")  # subscribed: the cache drops L1 (messages may have been missed)
-            while True:
-                message = await pubsub.get_message(timeout=30.0)
-                if message is not None and message.get("type") == "message":
-                    callback(message["data"])
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+        # once subscribed, b"" makes the cache drop L1 (messages may have been missed)
+        await pubsub_listen(
+            self.client, self.channel, callback, on_subscribed=lambda: callback(b"")
+        )
 
     async def info(self) -> dict[str, Any]:
         memory = await self.client.info("memory")

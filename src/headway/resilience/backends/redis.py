@@ -16,6 +16,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
+from headway.connections.pubsub import listen as pubsub_listen
 from headway.resilience.base import BreakerBackend, ForceMode, Listener, Snapshot
 from headway.resilience.policy import Policy
 
@@ -130,15 +131,13 @@ class RedisBreakerBackend(BreakerBackend):
         return snapshot_from(name, await self._script("force", self.keys(name), args))
 
     async def listen(self, callback: Listener) -> None:
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(self.channel)
-            callback(None)  # subscribed: transitions may have been missed before
-            while True:
-                message = await pubsub.get_message(timeout=30.0)
-                if message is not None and message.get("type") == "message":
-                    snap = snapshot_from_message(message["data"])
-                    if snap is not None:
-                        callback(snap)
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+        def on_message(data: bytes) -> None:
+            snap = snapshot_from_message(data)
+            if snap is not None:
+                callback(snap)
+
+        # once subscribed, None: transitions may have been missed before
+        await pubsub_listen(
+            self.client, self.channel, on_message, on_subscribed=lambda: callback(None)
+        )

@@ -1,0 +1,203 @@
+"""Overhead of headway.observe (metrics + request logs) and the cost of a scrape.
+
+    python bench/observe.py [--seconds 4] [--rounds 3] [--connections 32]
+
+1. Requests per second of a cheap endpoint (``bench/observe_app.py:/ping``) served by
+   uvicorn (one process, 127.0.0.1, free port) with observe on (metrics middleware,
+   JSON access log to stdout -> /dev/null) and off (``HEADWAY_OBSERVE_ENABLED=false``),
+   measured in alternating rounds in the same run by a keep-alive raw-socket asyncio
+   client (so that the client is not the bottleneck).
+2. Time of ``GET /metrics`` with 100 routes (each answered once) and 10 job queues
+   (a capability exporting pending/running/failed gauges and a duration histogram per
+   queue), median of 30 scrapes in process.
+
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(observe: bool, data_dir: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWAY_")}
+    env.update(
+        PYTHONPATH=f"{ROOT}:{ROOT / 'bench'}",
+        HEADWAY_DATA_DIR=data_dir,
+        HEADWAY_OBSERVE_ENABLED=str(observe).lower(),
+        HEADWAY_OBSERVE_LOGS=str(observe).lower(),
+        HEADWAY_OBSERVE_LOG_FORMAT="json",
+        HEADWAY_OBSERVE_ALERTS="false",
+    )
+    cmd = [sys.executable, "-m", "uvicorn", "observe_app:app", "--host", "127.0.0.1",
+           "--port", str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
+                return proc, port
+        except httpx.TransportError:
+            time.sleep(0.1)
+    stop(proc)
+    raise RuntimeError("server did not start")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+async def _connection(port: int, until: float, counts: list[int]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    request = b"GET /ping HTTP/1.1\r\nHost: bench\r\n\r\n"
+    done = 0
+    try:
+        while time.perf_counter() < until:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            await reader.readexactly(length)
+            done += 1
+    finally:
+        counts.append(done)
+        writer.close()
+
+
+async def load(port: int, seconds: float, connections: int) -> float:
+    counts: list[int] = []
+    start = time.perf_counter()
+    until = start + seconds
+    await asyncio.gather(*(_connection(port, until, counts) for _ in range(connections)))
+    return sum(counts) / (time.perf_counter() - start)
+
+
+def throughput(seconds: float, rounds: int, connections: int) -> dict[str, Any]:
+    results: dict[str, list[float]] = {"off": [], "on": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        servers = {name: start_server(name == "on", tmp) for name in ("off", "on")}
+        try:
+            for _, port in servers.values():  # warm up
+                asyncio.run(load(port, 1.0, connections))
+            for _ in range(rounds):
+                for name, (_, port) in servers.items():
+                    results[name].append(asyncio.run(load(port, seconds, connections)))
+        finally:
+            for proc, _ in servers.values():
+                stop(proc)
+    off, on = statistics.median(results["off"]), statistics.median(results["on"])
+    return {
+        "rps_off": round(off),
+        "rps_on": round(on),
+        "overhead_pct": round((off - on) / off * 100, 1),
+        "rounds": {k: [round(v) for v in vs] for k, vs in results.items()},
+    }
+
+
+async def scrape_time(routes: int = 100, queues: int = 10, repeat: int = 30) -> dict[str, Any]:
+    from fastapi import FastAPI
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+    from headway import Capability, Headway
+
+    class FakeJobs(Capability):
+        name = "fakejobs"
+
+        def register_metrics(self, registry: CollectorRegistry) -> None:
+            kw: dict[str, Any] = {"registry": registry, "multiprocess_mode": "mostrecent"}
+            self.pending = Gauge("headway_jobs_pending", "Pending.", ["queue"], **kw)
+            self.running = Gauge("headway_jobs_running", "Running.", ["queue"], **kw)
+            self.failed = Counter("headway_jobs_failed", "Failed.", ["queue"], registry=registry)
+            self.duration = Histogram(
+                "headway_jobs_duration_seconds", "Duration.", ["queue"], registry=registry
+            )
+
+        async def refresh_metrics(self) -> None:
+            for i in range(queues):
+                self.pending.labels(f"q{i}").set(i * 10)
+                self.running.labels(f"q{i}").set(i)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        hw = Headway(data_dir=Path(tmp))
+        jobs = hw.add(FakeJobs(hw))
+        app = FastAPI()
+        for i in range(routes):
+
+            async def endpoint(item: int) -> dict[str, int]:
+                return {"item": item}
+
+            app.add_api_route(f"/r{i}/{{item}}", endpoint, methods=["GET"])
+        hw.install(app)
+        async with app.router.lifespan_context(app):
+            hw.observe.configure_logging(open(os.devnull, "w"))  # noqa: SIM115, ASYNC230
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://b") as client:
+                for i in range(routes):
+                    await client.get(f"/r{i}/1")
+                    await client.get(f"/r{i}/x")  # a 422 too
+                for i in range(queues):
+                    jobs.failed.labels(f"q{i}").inc()
+                    jobs.duration.labels(f"q{i}").observe(0.1)
+                times, size = [], 0
+                for _ in range(repeat):
+                    start = time.perf_counter()
+                    response = await client.get("/metrics")
+                    times.append((time.perf_counter() - start) * 1000)
+                    size = len(response.content)
+    return {
+        "routes": routes,
+        "queues": queues,
+        "scrape_ms_median": round(statistics.median(times), 2),
+        "scrape_ms_max": round(max(times), 2),
+        "scrape_lines": response.text.count("\n"),
+        "scrape_bytes": size,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    result = {
+        "bench": "observe",
+        "cpus": os.cpu_count(),
+        "throughput": throughput(args.seconds, args.rounds, args.connections),
+        "scrape": asyncio.run(scrape_time()),
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

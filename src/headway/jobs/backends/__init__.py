@@ -1,0 +1,1 @@
+"""Job store backends: memory, SQLite, Redis (registered in ``headway.jobs``)."""

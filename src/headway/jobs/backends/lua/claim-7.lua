@@ -1,0 +1,67 @@
+--[[ claim-7.lua: atomically take up to N ready jobs of one queue for a worker.
+
+First makes due scheduled jobs ready and puts back running jobs whose lease expired
+(or fails them when they used their last attempt), then, unless the queue is paused,
+pops the N best ready jobs and marks them running under a lease.
+
+KEYS[1]  ready zset       KEYS[2]  scheduled zset   KEYS[3]  running zset (score = lease end ms)
+KEYS[4]  paused flag      KEYS[5]  seq counter      KEYS[6]  failed zset (score = finish ms)
+KEYS[7]  notify list (one wake-up token; pushed again when ready jobs are left behind)
+ARGV[1]  job key prefix   ARGV[2]  worker id        ARGV[3]  N   ARGV[4]  lease (ms)
+ARGV[5]  error text recorded for a job that lost its lease after its last attempt
+Returns  a flat array, 4 values per claimed job: id, data, attempt, max attempts.
+]]
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local prefix, unit = ARGV[1], 2199023255552
+
+local function make_ready(id, key)
+  local pri = tonumber(redis.call('HGET', key, 'pri'))
+  local seq = redis.call('INCR', KEYS[5]) % unit
+  redis.call('HSET', key, 'state', 'queued', 'run', now, 'worker', '')
+  redis.call('ZADD', KEYS[1], (1000 - pri) * unit + seq, id)
+end
+
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)) do
+  redis.call('ZREM', KEYS[2], id)
+  if redis.call('EXISTS', prefix .. id) == 1 then make_ready(id, prefix .. id) end
+end
+
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. now, 'LIMIT', 0, 1000)) do
+  local key = prefix .. id
+  redis.call('ZREM', KEYS[3], id)
+  local v = redis.call('HMGET', key, 'att', 'max')
+  if v[1] then
+    if tonumber(v[1]) >= tonumber(v[2]) then
+      redis.call('HSET', key, 'state', 'failed', 'err', ARGV[5], 'fin', now, 'worker', '')
+      redis.call('ZADD', KEYS[6], now, id)
+    else
+      make_ready(id, key)
+    end
+  end
+end
+
+if redis.call('EXISTS', KEYS[4]) == 1 then return {} end
+
+local out = {}
+local popped = redis.call('ZPOPMIN', KEYS[1], tonumber(ARGV[3]))
+local lease_end = now + tonumber(ARGV[4])
+for i = 1, #popped, 2 do
+  local id = popped[i]
+  local key = prefix .. id
+  local v = redis.call('HMGET', key, 'data', 'max')
+  if v[1] then
+    local attempt = redis.call('HINCRBY', key, 'att', 1)
+    redis.call('HSET', key, 'state', 'running', 'worker', ARGV[2], 'start', now)
+    redis.call('ZADD', KEYS[3], lease_end, id)
+    out[#out + 1] = id
+    out[#out + 1] = v[1]
+    out[#out + 1] = attempt
+    out[#out + 1] = tonumber(v[2])
+  end
+end
+-- Jobs left behind: pass the wake-up on to another idle worker.
+if #popped > 0 and redis.call('ZCARD', KEYS[1]) > 0 and redis.call('LLEN', KEYS[7]) == 0 then
+  redis.call('LPUSH', KEYS[7], 1)
+end
+return out

@@ -1,0 +1,12 @@
+--[[ delete-6.lua: remove a job that is not running, from its hash and every index.
+
+KEYS[1..6]  ready, scheduled, running, succeeded, failed, cancelled zsets
+ARGV[1]  job key prefix   ARGV[2]  job id
+Returns  1 if deleted, 0 if absent or running.
+]]
+local key = ARGV[1] .. ARGV[2]
+local state = redis.call('HGET', key, 'state')
+if not state or state == 'running' then return 0 end
+for i = 1, 6 do redis.call('ZREM', KEYS[i], ARGV[2]) end
+redis.call('DEL', key)
+return 1

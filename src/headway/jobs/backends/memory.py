@@ -1,0 +1,289 @@
+"""``memory://``: the job store in one process's memory (tests, single-process apps).
+
+Ready and scheduled jobs sit in heaps with lazy deletion: an entry is live only while
+its job is still in that state with the same sequence number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import heapq
+import itertools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from headway.jobs import constants as c
+from headway.jobs.base import JobBackend, Lease
+from headway.jobs.models import Claimed, JobRecord, NewJob, Outcome
+
+
+@dataclass
+class _Queue:
+    jobs: dict[str, JobRecord] = field(default_factory=dict)
+    ready: list[tuple[int, float, int, str]] = field(default_factory=list)
+    scheduled: list[tuple[float, int, str]] = field(default_factory=list)
+    seq: dict[str, int] = field(default_factory=dict)  # id -> seq of its live heap entry
+    lease: dict[str, float] = field(default_factory=dict)  # running id -> lease end
+
+
+class MemoryJobBackend(JobBackend):
+    def __init__(self, url: str = "memory://", connections: object | None = None) -> None:
+        super().__init__(url, None)
+        self._queues: dict[str, _Queue] = {}
+        self._paused: set[str] = set()
+        self._counter = itertools.count()
+        self._arrived = asyncio.Event()
+
+    def _q(self, queue: str) -> _Queue:
+        return self._queues.setdefault(queue, _Queue())
+
+    def _notify(self) -> None:
+        self._arrived.set()
+        self._arrived = asyncio.Event()
+
+    async def wait(self, queues: Sequence[str], max_wait: float) -> None:
+        event = self._arrived
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), max_wait)
+
+    # -- state moves ------------------------------------------------------------------
+
+    def _make_ready(self, q: _Queue, rec: JobRecord, now: float) -> None:
+        rec.state, rec.run_at, rec.worker = c.QUEUED, now, None
+        seq = next(self._counter)
+        q.seq[rec.id] = seq
+        heapq.heappush(q.ready, (-rec.priority, now, seq, rec.id))
+
+    def _schedule(self, q: _Queue, rec: JobRecord, at: float) -> None:
+        rec.state, rec.run_at, rec.worker = c.SCHEDULED, at, None
+        seq = next(self._counter)
+        q.seq[rec.id] = seq
+        heapq.heappush(q.scheduled, (at, seq, rec.id))
+
+    def _finalize(self, q: _Queue, rec: JobRecord, state: str, now: float) -> None:
+        rec.state, rec.finished_at = state, now
+        q.lease.pop(rec.id, None)
+        q.seq.pop(rec.id, None)
+
+    def _live(self, q: _Queue, job_id: str, seq: int, state: str) -> JobRecord | None:
+        rec = q.jobs.get(job_id)
+        if rec is None or rec.state != state or q.seq.get(job_id) != seq:
+            return None
+        return rec
+
+    def _promote_and_reap(self, q: _Queue, now: float) -> None:
+        while q.scheduled and q.scheduled[0][0] <= now:
+            _, seq, job_id = heapq.heappop(q.scheduled)
+            rec = self._live(q, job_id, seq, c.SCHEDULED)
+            if rec is not None:
+                self._make_ready(q, rec, rec.run_at or now)
+        for job_id, until in list(q.lease.items()):
+            if until < now:
+                rec = q.jobs[job_id]
+                q.lease.pop(job_id)
+                if rec.attempts >= rec.max_attempts:
+                    rec.error = "lease expired (worker lost) after the last attempt"
+                    self._finalize(q, rec, c.FAILED, now)
+                else:
+                    self._make_ready(q, rec, now)
+
+    def _running(self, q: _Queue, worker: str | None, lease: Lease) -> JobRecord | None:
+        rec = q.jobs.get(lease[0])
+        if rec is None or rec.state != c.RUNNING or rec.attempts != lease[1]:
+            return None
+        if worker is not None and rec.worker != worker:
+            return None
+        return rec
+
+    # -- contract ---------------------------------------------------------------------
+
+    async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool]:
+        q, now, created = self._q(queue), time.time(), []
+        for new in jobs:
+            if new.id in q.jobs:
+                created.append(False)
+                continue
+            rec = JobRecord(
+                id=new.id,
+                queue=queue,
+                task=new.task,
+                state=c.QUEUED,
+                data=new.data,
+                priority=new.priority,
+                max_attempts=new.max_attempts,
+                enqueued_at=now,
+            )
+            q.jobs[new.id] = rec
+            if new.delay > 0:
+                self._schedule(q, rec, now + new.delay)
+            else:
+                self._make_ready(q, rec, now)
+            created.append(True)
+        self._notify()
+        return created
+
+    async def claim(self, queue: str, worker: str, limit: int, lease: float) -> list[Claimed]:
+        q, now = self._q(queue), time.time()
+        self._promote_and_reap(q, now)
+        out: list[Claimed] = []
+        while q.ready and len(out) < limit and queue not in self._paused:
+            _, _, seq, job_id = heapq.heappop(q.ready)
+            rec = self._live(q, job_id, seq, c.QUEUED)
+            if rec is None:
+                continue
+            q.seq.pop(job_id)
+            rec.state, rec.worker, rec.started_at = c.RUNNING, worker, now
+            rec.attempts += 1
+            q.lease[job_id] = now + lease
+            out.append(Claimed(job_id, queue, rec.data, rec.attempts, rec.max_attempts))
+        return out
+
+    async def heartbeat(
+        self, queue: str, worker: str, leases: Sequence[Lease], lease: float
+    ) -> list[str]:
+        q, now, lost = self._q(queue), time.time(), []
+        for token in leases:
+            if self._running(q, worker, token) is None:
+                lost.append(token[0])
+            else:
+                q.lease[token[0]] = now + lease
+        return lost
+
+    async def finish(self, queue: str, worker: str, outcomes: Sequence[Outcome]) -> list[bool]:
+        q, now, done = self._q(queue), time.time(), []
+        for o in outcomes:
+            rec = self._running(q, worker, (o.id, o.attempt))
+            done.append(rec is not None)
+            if rec is None:
+                continue
+            q.lease.pop(o.id, None)
+            if o.state == "retry":
+                rec.error, rec.traceback = o.error, o.traceback
+                self._schedule(q, rec, now + o.delay)
+            elif o.state == c.SUCCEEDED:
+                rec.result, rec.progress = o.result, 100
+                self._finalize(q, rec, c.SUCCEEDED, now)
+            else:
+                rec.error, rec.traceback = o.error, o.traceback
+                self._finalize(q, rec, c.FAILED, now)
+        return done
+
+    async def release(self, queue: str, worker: str, leases: Sequence[Lease]) -> int:
+        q, now, n = self._q(queue), time.time(), 0
+        for token in leases:
+            rec = self._running(q, worker, token)
+            if rec is not None:
+                q.lease.pop(rec.id, None)
+                rec.attempts -= 1
+                self._make_ready(q, rec, now)
+                n += 1
+        self._notify()
+        return n
+
+    async def set_progress(
+        self, queue: str, lease: Lease, progress: int, message: str | None
+    ) -> bool:
+        rec = self._running(self._q(queue), None, lease)
+        if rec is None:
+            return False
+        rec.progress, rec.progress_message = progress, message
+        return True
+
+    async def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
+        names = [queue] if queue is not None else sorted(self._queues)
+        for name in names:
+            rec = self._queues.get(name, _Queue()).jobs.get(job_id)
+            if rec is not None:
+                return _copy(rec)
+        return None
+
+    async def list(
+        self, queue: str, state: str, *, limit: int = 50, offset: int = 0
+    ) -> list[JobRecord]:
+        recs = [r for r in self._q(queue).jobs.values() if r.state == state]
+        if state in c.FINAL_STATES:
+            recs.sort(key=lambda r: -(r.finished_at or 0))
+        elif state == c.QUEUED:
+            recs.sort(key=lambda r: (-r.priority, r.run_at or 0))
+        else:
+            recs.sort(key=lambda r: r.run_at or 0)
+        return [_copy(r) for r in recs[offset : offset + limit]]
+
+    async def counts(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for name in await self.queues():
+            counts = dict.fromkeys(c.STATES, 0)
+            for rec in self._q(name).jobs.values():
+                counts[rec.state] += 1
+            out[name] = counts
+        return out
+
+    async def queues(self) -> builtins.list[str]:
+        return sorted(set(self._queues) | self._paused)
+
+    async def retry(self, queue: str, ids: Sequence[str] | None) -> int:
+        q, now, n = self._q(queue), time.time(), 0
+        targets = list(q.jobs) if ids is None else list(ids)
+        states = (c.FAILED,) if ids is None else (c.FAILED, c.CANCELLED)
+        for job_id in targets:
+            rec = q.jobs.get(job_id)
+            if rec is not None and rec.state in states:
+                rec.attempts, rec.finished_at = 0, None
+                self._make_ready(q, rec, now)
+                n += 1
+        self._notify()
+        return n
+
+    async def cancel(self, queue: str, job_id: str) -> bool:
+        q = self._q(queue)
+        rec = q.jobs.get(job_id)
+        if rec is None or rec.state not in (c.QUEUED, c.SCHEDULED):
+            return False
+        self._finalize(q, rec, c.CANCELLED, time.time())
+        return True
+
+    async def delete(self, queue: str, job_id: str) -> bool:
+        q = self._q(queue)
+        rec = q.jobs.get(job_id)
+        if rec is None or rec.state == c.RUNNING:
+            return False
+        del q.jobs[job_id]
+        q.seq.pop(job_id, None)
+        return True
+
+    async def pause(self, queue: str) -> None:
+        self._paused.add(queue)
+
+    async def resume(self, queue: str) -> None:
+        self._paused.discard(queue)
+        self._notify()
+
+    async def paused(self) -> set[str]:
+        return set(self._paused)
+
+    async def clean(
+        self, queue: str, state: str, *, keep: int | None = None, older_than: float | None = None
+    ) -> int:
+        q = self._q(queue)
+        recs = sorted(
+            (r for r in q.jobs.values() if r.state == state and state in c.FINAL_STATES),
+            key=lambda r: -(r.finished_at or 0),
+        )
+        cutoff = None if older_than is None else time.time() - older_than
+        doomed = [
+            r.id
+            for rank, r in enumerate(recs)
+            if (keep is None and cutoff is None)
+            or (keep is not None and rank >= keep)
+            or (cutoff is not None and (r.finished_at or 0) < cutoff)
+        ]
+        for job_id in doomed:
+            del q.jobs[job_id]
+        return len(doomed)
+
+
+def _copy(rec: JobRecord) -> JobRecord:
+    return JobRecord(**{name: getattr(rec, name) for name in rec.__dataclass_fields__})

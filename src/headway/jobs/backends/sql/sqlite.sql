@@ -1,0 +1,37 @@
+-- headway job store, SQLite flavour. Applied at open(); every statement is idempotent.
+--
+-- hw_jobs: one row per job, keyed by (queue, id). `data` is the JSON payload written at
+-- enqueue and never changed; the other columns are the job's lifecycle. Ready jobs are
+-- claimed in (priority DESC, run_at) order through hw_jobs_claim; run_at is when the job
+-- became due, so retried and delayed jobs queue behind those already waiting.
+-- hw_job_queues: every queue seen, and whether it is paused.
+CREATE TABLE IF NOT EXISTS hw_jobs (
+    queue            TEXT    NOT NULL,
+    id               TEXT    NOT NULL,
+    task             TEXT    NOT NULL,
+    data             BLOB    NOT NULL,
+    state            TEXT    NOT NULL,
+    priority         INTEGER NOT NULL DEFAULT 0,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    max_attempts     INTEGER NOT NULL DEFAULT 1,
+    enqueued_at      REAL    NOT NULL,
+    run_at           REAL    NOT NULL,
+    started_at       REAL,
+    finished_at      REAL,
+    worker           TEXT,
+    lease_until      REAL,
+    progress         INTEGER NOT NULL DEFAULT 0,
+    progress_message TEXT,
+    result           BLOB,
+    error            TEXT,
+    traceback        TEXT,
+    PRIMARY KEY (queue, id)
+);
+CREATE INDEX IF NOT EXISTS hw_jobs_claim ON hw_jobs (queue, state, priority DESC, run_at);
+CREATE INDEX IF NOT EXISTS hw_jobs_due ON hw_jobs (queue, state, run_at);
+CREATE INDEX IF NOT EXISTS hw_jobs_done ON hw_jobs (queue, state, finished_at);
+CREATE INDEX IF NOT EXISTS hw_jobs_id ON hw_jobs (id);
+CREATE TABLE IF NOT EXISTS hw_job_queues (
+    name   TEXT    PRIMARY KEY,
+    paused INTEGER NOT NULL DEFAULT 0
+);

@@ -1,0 +1,334 @@
+"""``sqlite:///path.db``: the embedded job store, safe for several worker processes.
+
+It opens its own aiosqlite connection (WAL, ``busy_timeout``) in autocommit mode rather
+than the hub's SQLAlchemy engine: every state change is one explicit ``BEGIN IMMEDIATE``
+transaction, which takes SQLite's write lock up front, so a claim (promote due jobs, put
+back expired leases, take the next N) is atomic across processes without the
+``SQLITE_BUSY_SNAPSHOT`` failures a deferred transaction can meet under WAL. Statements
+within a process are serialized by one lock, which is what SQLite does anyway. The
+file can be the application's database (the default) or its own (``HEADWAY_JOBS_URL``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+import aiosqlite
+
+from headway.connections.sql import sqlite_url
+from headway.jobs import constants as c
+from headway.jobs.base import JobBackend, Lease
+from headway.jobs.models import Claimed, JobRecord, NewJob, Outcome
+
+_COLUMNS = (
+    "id, queue, task, state, data, priority, attempts, max_attempts, enqueued_at, run_at, "
+    "started_at, finished_at, worker, progress, progress_message, result, error, traceback"
+)
+_RUNNING = "queue = ? AND id = ? AND attempts = ? AND state = 'running'"
+_LOST = "lease expired (worker lost) after the last attempt"
+
+
+def _record(row: Any) -> JobRecord:
+    return JobRecord(*row)
+
+
+class SQLiteJobBackend(JobBackend):
+    def __init__(self, url: str, connections: object | None = None) -> None:
+        super().__init__(url, None)
+        self.path = sqlite_url(url).database or ":memory:"
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        if self._db is not None:
+            return
+        db = await aiosqlite.connect(self.path, timeout=15, isolation_level=None)
+        await db.execute("PRAGMA busy_timeout = 15000")
+        await db.execute("PRAGMA journal_mode = WAL")
+        await db.execute("PRAGMA synchronous = NORMAL")
+        schema = resources.files("headway.jobs.backends").joinpath("sql/sqlite.sql").read_text()
+        await db.executescript(schema)
+        self._db = db
+
+    async def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            await db.close()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("SQLite job store is not open")
+        return self._db
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on error."""
+        async with self._lock:
+            db = self.db
+            try:
+                # BEGIN inside the try: a caller cancelled while awaiting it still has
+                # the BEGIN run by aiosqlite's thread, so the ROLLBACK below must follow it
+                # (statements run in order) or the next transaction would find one open.
+                await db.execute("BEGIN IMMEDIATE")
+                yield db
+            except BaseException:
+                with contextlib.suppress(sqlite3.OperationalError):  # BEGIN itself failed
+                    await db.execute("ROLLBACK")
+                raise
+            await db.execute("COMMIT")
+
+    async def _read(self, sql: str, params: Sequence[Any] = ()) -> builtins.list[Any]:
+        async with self._lock:
+            return list(await self.db.execute_fetchall(sql, params))
+
+    # -- producer ---------------------------------------------------------------------
+
+    async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool]:
+        if not jobs:
+            return []
+        now, rows, seen = time.time(), [], set()
+        for job in jobs:
+            if job.id in seen:
+                continue
+            seen.add(job.id)
+            state = c.SCHEDULED if job.delay > 0 else c.QUEUED
+            rows.append((queue, job.id, job.task, job.data, state, job.priority,
+                         job.max_attempts, now, now + max(job.delay, 0.0)))  # fmt: skip
+        values = ",".join(["(?,?,?,?,?,?,?,?,?)"] * len(rows))
+        params = [value for row in rows for value in row]
+        async with self._tx() as db:
+            await db.execute("INSERT OR IGNORE INTO hw_job_queues (name) VALUES (?)", (queue,))
+            cursor = await db.execute(
+                "INSERT INTO hw_jobs (queue, id, task, data, state, priority, max_attempts, "  # noqa: S608
+                f"enqueued_at, run_at) VALUES {values} ON CONFLICT DO NOTHING RETURNING id",
+                params,
+            )
+            inserted = {row[0] for row in await cursor.fetchall()}
+        flags, first = [], set()
+        for job in jobs:
+            flags.append(job.id in inserted and job.id not in first)
+            first.add(job.id)
+        return flags
+
+    # -- worker -----------------------------------------------------------------------
+
+    async def _promote_and_reap(self, db: aiosqlite.Connection, queue: str, now: float) -> None:
+        await db.execute(
+            "UPDATE hw_jobs SET state = 'queued' "
+            "WHERE queue = ? AND state = 'scheduled' AND run_at <= ?",
+            (queue, now),
+        )
+        await db.execute(
+            "UPDATE hw_jobs SET "
+            "state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END, "
+            "error = CASE WHEN attempts >= max_attempts THEN ? ELSE error END, "
+            "finished_at = CASE WHEN attempts >= max_attempts THEN ? ELSE NULL END, "
+            "run_at = ?, worker = NULL, lease_until = NULL "
+            "WHERE queue = ? AND state = 'running' AND lease_until < ?",
+            (_LOST, now, now, queue, now),
+        )
+
+    async def claim(self, queue: str, worker: str, limit: int, lease: float) -> list[Claimed]:
+        async with self._tx() as db:
+            now = time.time()
+            await self._promote_and_reap(db, queue, now)
+            paused = await db.execute_fetchall(
+                "SELECT 1 FROM hw_job_queues WHERE name = ? AND paused = 1", (queue,)
+            )
+            if paused:
+                return []
+            rows = await db.execute_fetchall(
+                "UPDATE hw_jobs SET state = 'running', attempts = attempts + 1, worker = ?, "
+                "started_at = ?, lease_until = ? WHERE queue = ? AND id IN ("
+                "SELECT id FROM hw_jobs WHERE queue = ? AND state = 'queued' "
+                "ORDER BY priority DESC, run_at, rowid LIMIT ?) "
+                "RETURNING id, data, attempts, max_attempts, priority, run_at, rowid",
+                (worker, now, now + lease, queue, queue, limit),
+            )
+        rows = sorted(rows, key=lambda r: (-r[4], r[5], r[6]))  # RETURNING has no order
+        return [Claimed(r[0], queue, r[1], r[2], r[3]) for r in rows]
+
+    async def heartbeat(
+        self, queue: str, worker: str, leases: Sequence[Lease], lease: float
+    ) -> list[str]:
+        lost = []
+        async with self._tx() as db:
+            until = time.time() + lease
+            for job_id, attempt in leases:
+                cursor = await db.execute(
+                    f"UPDATE hw_jobs SET lease_until = ? WHERE {_RUNNING} AND worker = ?",  # noqa: S608
+                    (until, queue, job_id, attempt, worker),
+                )
+                if cursor.rowcount == 0:
+                    lost.append(job_id)
+        return lost
+
+    async def finish(self, queue: str, worker: str, outcomes: Sequence[Outcome]) -> list[bool]:
+        done = []
+        async with self._tx() as db:
+            now = time.time()
+            for o in outcomes:
+                where = (queue, o.id, o.attempt, worker)
+                if o.state == "retry":
+                    sql = "state = 'scheduled', run_at = ?, error = ?, traceback = ?"
+                    params: tuple[Any, ...] = (now + o.delay, o.error, o.traceback)
+                elif o.state == c.SUCCEEDED:
+                    sql = "state = 'succeeded', finished_at = ?, result = ?, progress = 100"
+                    params = (now, o.result)
+                else:
+                    sql = "state = 'failed', finished_at = ?, error = ?, traceback = ?"
+                    params = (now, o.error, o.traceback)
+                cursor = await db.execute(
+                    f"UPDATE hw_jobs SET {sql}, lease_until = NULL "  # noqa: S608
+                    f"WHERE {_RUNNING} AND worker = ?",
+                    params + where,
+                )
+                done.append(cursor.rowcount > 0)
+        return done
+
+    async def release(self, queue: str, worker: str, leases: Sequence[Lease]) -> int:
+        n = 0
+        async with self._tx() as db:
+            now = time.time()
+            for job_id, attempt in leases:
+                cursor = await db.execute(
+                    "UPDATE hw_jobs SET state = 'queued', attempts = attempts - 1, run_at = ?, "  # noqa: S608
+                    f"worker = NULL, lease_until = NULL WHERE {_RUNNING} AND worker = ?",
+                    (now, queue, job_id, attempt, worker),
+                )
+                n += cursor.rowcount
+        return n
+
+    async def set_progress(
+        self, queue: str, lease: Lease, progress: int, message: str | None
+    ) -> bool:
+        async with self._tx() as db:
+            cursor = await db.execute(
+                f"UPDATE hw_jobs SET progress = ?, progress_message = ? WHERE {_RUNNING}",  # noqa: S608
+                (progress, message, queue, lease[0], lease[1]),
+            )
+            return cursor.rowcount > 0
+
+    # -- read API ---------------------------------------------------------------------
+
+    async def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
+        if queue is None:
+            rows = await self._read(
+                f"SELECT {_COLUMNS} FROM hw_jobs WHERE id = ? ORDER BY queue LIMIT 1",  # noqa: S608
+                (job_id,),
+            )
+        else:
+            rows = await self._read(
+                f"SELECT {_COLUMNS} FROM hw_jobs WHERE queue = ? AND id = ?",  # noqa: S608
+                (queue, job_id),
+            )
+        return _record(rows[0]) if rows else None
+
+    async def list(
+        self, queue: str, state: str, *, limit: int = 50, offset: int = 0
+    ) -> list[JobRecord]:
+        order = {
+            c.QUEUED: "priority DESC, run_at, rowid",
+            c.SCHEDULED: "run_at",
+            c.RUNNING: "started_at",
+        }.get(state, "finished_at DESC")
+        rows = await self._read(
+            f"SELECT {_COLUMNS} FROM hw_jobs WHERE queue = ? AND state = ? "  # noqa: S608
+            f"ORDER BY {order} LIMIT ? OFFSET ?",
+            (queue, state, limit, offset),
+        )
+        return [_record(r) for r in rows]
+
+    async def counts(self) -> dict[str, dict[str, int]]:
+        out = {name: dict.fromkeys(c.STATES, 0) for name in await self.queues()}
+        rows = await self._read("SELECT queue, state, COUNT(*) FROM hw_jobs GROUP BY queue, state")
+        for queue, state, count in rows:
+            out.setdefault(queue, dict.fromkeys(c.STATES, 0))[state] = count
+        return out
+
+    async def queues(self) -> builtins.list[str]:
+        rows = await self._read("SELECT name FROM hw_job_queues ORDER BY name")
+        return [r[0] for r in rows]
+
+    # -- management -------------------------------------------------------------------
+
+    async def retry(self, queue: str, ids: Sequence[str] | None) -> int:
+        sql = (
+            "UPDATE hw_jobs SET state = 'queued', attempts = 0, run_at = ?, finished_at = NULL "
+            "WHERE queue = ? AND state IN ('failed', 'cancelled')"
+        )
+        async with self._tx() as db:
+            now = time.time()
+            if ids is None:
+                only_failed = sql.replace("IN ('failed', 'cancelled')", "= 'failed'")
+                return (await db.execute(only_failed, (now, queue))).rowcount
+            n = 0
+            for job_id in ids:
+                n += (await db.execute(sql + " AND id = ?", (now, queue, job_id))).rowcount
+            return n
+
+    async def cancel(self, queue: str, job_id: str) -> bool:
+        async with self._tx() as db:
+            cursor = await db.execute(
+                "UPDATE hw_jobs SET state = 'cancelled', finished_at = ? "
+                "WHERE queue = ? AND id = ? AND state IN ('queued', 'scheduled')",
+                (time.time(), queue, job_id),
+            )
+            return cursor.rowcount > 0
+
+    async def delete(self, queue: str, job_id: str) -> bool:
+        async with self._tx() as db:
+            cursor = await db.execute(
+                "DELETE FROM hw_jobs WHERE queue = ? AND id = ? AND state != 'running'",
+                (queue, job_id),
+            )
+            return cursor.rowcount > 0
+
+    async def _set_paused(self, queue: str, paused: int) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO hw_job_queues (name, paused) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
+                (queue, paused),
+            )
+
+    async def pause(self, queue: str) -> None:
+        await self._set_paused(queue, 1)
+
+    async def resume(self, queue: str) -> None:
+        await self._set_paused(queue, 0)
+
+    async def paused(self) -> set[str]:
+        return {r[0] for r in await self._read("SELECT name FROM hw_job_queues WHERE paused = 1")}
+
+    async def clean(
+        self, queue: str, state: str, *, keep: int | None = None, older_than: float | None = None
+    ) -> int:
+        if state not in c.FINAL_STATES:
+            return 0
+        rules, params = [], []
+        if keep is not None:
+            rules.append(
+                "id NOT IN (SELECT id FROM hw_jobs WHERE queue = ? AND state = ? "
+                "ORDER BY finished_at DESC LIMIT ?)"
+            )
+            params += [queue, state, keep]
+        if older_than is not None:
+            rules.append("finished_at < ?")
+            params.append(time.time() - older_than)
+        where = " OR ".join(rules) or "1"
+        async with self._tx() as db:
+            cursor = await db.execute(
+                f"DELETE FROM hw_jobs WHERE queue = ? AND state = ? AND ({where})",  # noqa: S608
+                [queue, state, *params],
+            )
+            return cursor.rowcount

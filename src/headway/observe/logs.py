@@ -1,0 +1,433 @@
+"""Structured logs: JSON (or console lines in development) with request id, tenant, route.
+
+Every record emitted while a request is served carries its ``request_id``, ``route`` and
+``tenant`` (set with :func:`bind_request`). Secrets never reach the output: the formatter
+masks bearer tokens, API-key-shaped strings, URL passwords and every configured secret
+value, after formatting (message, arguments and traceback alike).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import IO, Any, NamedTuple
+
+import orjson
+
+__all__ = [
+    "AccessEntry",
+    "ConsoleFormatter",
+    "JsonFormatter",
+    "Redactor",
+    "RequestContext",
+    "bind_request",
+    "current_request",
+    "line_handler",
+]
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """What the logs know about the request being served (mutable: bound as it goes)."""
+
+    request_id: str
+    method: str
+    path: str
+    route: Callable[[], str] | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+_CURRENT: ContextVar[RequestContext | None] = ContextVar("headway_request", default=None)
+
+
+def current_request() -> RequestContext | None:
+    return _CURRENT.get()
+
+
+def bind_request(**fields: Any) -> None:
+    """Attach fields (``tenant=...``, ``user=...``) to the current request's log lines."""
+    ctx = _CURRENT.get()
+    if ctx is not None:
+        ctx.fields.update(fields)
+
+
+# -- redaction ----------------------------------------------------------------------
+
+# (substrings that must occur in the lower-cased text, pattern, replacement): the cheap
+# substring test spares the regex on the common line that holds no secret at all.
+_PATTERNS = (
+    # Authorization: Bearer <token> / Basic <creds>
+    (("bearer", "basic"), re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s\"',;]+"), r"\1\2***"),
+    # scheme://user:password@host
+    (("@",), re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s\"']*:)[^@\s\"']+@"), r"\1***@"),
+    # key=value pairs whose name says secret
+    (
+        ("key", "token", "secret", "pass", "pwd"),
+        re.compile(
+            r"(?i)\b((?:api[_-]?key|access[_-]?token|token|secret|password|passwd|pwd)"
+            r"[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,;]+"
+        ),
+        r"\1***",
+    ),
+    # API-key-shaped tokens: hw_..., sk_live_..., ghp_..., xoxb-...
+    (
+        ("hw_", "hw-", "sk_", "sk-", "pk_", "rk_", "ghp_", "gho_", "github_pat", "xox"),
+        re.compile(r"\b(hw|sk|pk|rk|ghp|gho|github_pat|xox[abprs])[_-][A-Za-z0-9_\-]{12,}"),
+        r"\1_***",
+    ),
+)
+
+
+def _trie(words: Iterable[str]) -> str:
+    """A regex matching any of ``words``, factored by prefix (``b(?:asic|earer)``), so
+    that the scan tests one character class per position instead of every word."""
+    tree: dict[str, Any] = {}
+    for word in words:
+        node = tree
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict[str, Any]) -> str:
+        if "" in node:  # a word ends here: the shorter match is enough
+            return ""
+        alts = [re.escape(ch) + emit(node[ch]) for ch in sorted(node)]
+        return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+
+    return emit(tree)
+
+
+# every trigger of every pattern in one scan: the common line holds none of them
+_ANY_TRIGGER = re.compile(_trie(t for triggers, _, _ in _PATTERNS for t in triggers))
+
+
+class Redactor:
+    """Masks secrets in text: known values first, then secret-shaped patterns."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets: list[str] = []
+        self.add(*secrets)
+
+    def add(self, *secrets: str) -> None:
+        known = set(self._secrets)
+        known.update(s for s in secrets if s and len(s) >= 4)
+        self._secrets = sorted(known, key=len, reverse=True)  # longest first
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        lowered = text.lower()
+        if _ANY_TRIGGER.search(lowered) is None:
+            return text
+        for triggers, pattern, repl in _PATTERNS:
+            if any(t in lowered for t in triggers):
+                text = pattern.sub(repl, text)
+        return text
+
+
+# -- formatters ---------------------------------------------------------------------
+
+_STANDARD = frozenset(
+    logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
+    | {"message", "asctime", "taskName"}
+)
+
+
+def _context(record: logging.LogRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    ctx = _CURRENT.get()
+    if ctx is not None:
+        out["request_id"] = ctx.request_id
+        if ctx.route is not None:
+            out["route"] = ctx.route()
+        out.update(ctx.fields)
+    for key, value in record.__dict__.items():
+        if key not in _STANDARD and not key.startswith("_"):
+            out[key] = value
+    return out
+
+
+class AccessEntry(NamedTuple):
+    """One access-log line, kept as its fields until the handler writes it."""
+
+    created: float
+    levelno: int
+    logger: str
+    method: str
+    path: str
+    status: int
+    ms: float
+    size: int
+    ctx: RequestContext
+    route: str
+    fields: dict[str, Any] | None  # a copy of ctx.fields at the end of the request
+
+    def message(self) -> str:
+        return f"{self.method} {self.path} {self.status:d} {self.ms:.1f}ms"
+
+    def extra(self) -> dict[str, Any]:
+        return {"status": self.status, "duration_ms": round(self.ms, 2), "bytes": self.size}
+
+    def context(self) -> dict[str, Any]:
+        """The fields :func:`_context` adds to the record: request context, extras."""
+        out: dict[str, Any] = {"request_id": self.ctx.request_id}
+        if self.ctx.route is not None:
+            out["route"] = self.route
+        if self.fields:
+            out.update(self.fields)
+        out["status"] = self.status
+        out["duration_ms"] = round(self.ms, 2)
+        out["bytes"] = self.size
+        return out
+
+    def record(self) -> logging.LogRecord:
+        """The LogRecord ``logger.log(...)`` would have made of this line."""
+        record = logging.LogRecord(
+            self.logger,
+            self.levelno,
+            __file__,
+            0,
+            "%s %s %d %.1fms",
+            (self.method, self.path, self.status, self.ms),
+            None,
+        )
+        record.created = self.created
+        record.msecs = _msecs(self.created)
+        record.__dict__.update(self.extra())
+        return record
+
+
+def _msecs(created: float) -> float:
+    return int((created - int(created)) * 1000) + 0.0  # as logging.LogRecord computes it
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg, request context, extras, exc."""
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        super().__init__()
+        self.redact = redactor or Redactor()
+        self._second = -1
+        self._stamp = ""
+
+    def _ts(self, created: float, msecs: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._stamp}.{int(msecs):03d}Z"
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "ts": self._ts(record.created, record.msecs),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        data.update(_context(record))
+        if record.exc_info:
+            data["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            data["exc"] = record.exc_text
+        line = orjson.dumps(data, default=str).decode()
+        return self.redact(line)
+
+    def format_access(self, entry: AccessEntry) -> str:
+        """Exactly what :meth:`format` makes of the record of ``entry``."""
+        data: dict[str, Any] = {
+            "ts": self._ts(entry.created, _msecs(entry.created)),
+            "level": logging.getLevelName(entry.levelno),
+            "logger": entry.logger,
+            "msg": entry.message(),
+        }
+        data.update(entry.context())
+        return self.redact(orjson.dumps(data, default=str).decode())
+
+
+class ConsoleFormatter(logging.Formatter):
+    """``12:00:01 INFO  headway.access  GET /x 200 1.2ms  request_id=... tenant=...``."""
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s  %(message)s", "%H:%M:%S")
+        self.redact = redactor or Redactor()
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extra = " ".join(f"{k}={v}" for k, v in _context(record).items())
+        return self.redact(f"{line}  {extra}" if extra else line)
+
+    def format_access(self, entry: AccessEntry) -> str:
+        """Exactly what :meth:`format` makes of the record of ``entry``."""
+        stamp = time.strftime("%H:%M:%S", self.converter(entry.created))
+        level = logging.getLevelName(entry.levelno)
+        line = f"{stamp} {level:<7} {entry.logger}  {entry.message()}"
+        extra = " ".join(f"{k}={v}" for k, v in entry.context().items())
+        return self.redact(f"{line}  {extra}" if extra else line)
+
+
+# -- configuration ------------------------------------------------------------------
+
+_UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access")
+_FORMATTERS = (JsonFormatter, ConsoleFormatter)
+
+
+class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The stream handler of :class:`LogSetup`; also takes access-log entries.
+
+    Entries (:meth:`write_access`) are queued and formatted and written together once
+    per turn of the event loop, by this handler's formatter, as the records logging
+    would have made of them. A record emitted the usual way writes the queued entries
+    first, so the output keeps the order of the calls.
+    """
+
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__(stream)
+        self._pending: list[AccessEntry] = []
+        self._scheduled = False
+
+    def write_access(self, entry: AccessEntry) -> None:
+        self._pending.append(entry)
+        if self._scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: write now
+            self.flush_lines()
+            return
+        self._scheduled = True
+        loop.call_soon(self.flush_lines)
+
+    def flush_lines(self) -> None:
+        self._scheduled = False
+        if not self._pending:
+            return
+        with self.lock or contextlib.nullcontext():
+            pending, self._pending = self._pending, []
+            lines = [line for line in map(self._format_entry, pending) if line is not None]
+            if not lines:
+                return
+            try:
+                self.stream.write(self.terminator.join(lines) + self.terminator)
+                self.stream.flush()
+            except Exception:
+                self.handleError(pending[-1].record())
+
+    def _format_entry(self, entry: AccessEntry) -> str | None:
+        formatter = self.formatter
+        try:
+            if isinstance(formatter, _FORMATTERS):
+                return formatter.format_access(entry)
+            token = _CURRENT.set(  # a formatter set since: it reads the request context
+                RequestContext(
+                    entry.ctx.request_id,
+                    entry.method,
+                    entry.path,
+                    None if entry.ctx.route is None else (lambda: entry.route),
+                    dict(entry.fields or {}),
+                )
+            )
+            try:
+                return self.format(entry.record())
+            finally:
+                _CURRENT.reset(token)
+        except Exception:  # as Handler.emit does: report the record, never raise
+            self.handleError(entry.record())
+            return None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._pending:
+            self.flush_lines()
+        super().emit(record)
+
+    def flush(self) -> None:
+        if self._pending:
+            self.flush_lines()
+        super().flush()
+
+
+_ACTIVE: LogSetup | None = None  # the installed setup, whose handler takes access lines
+
+
+def line_handler(logger: logging.Logger, levelno: int) -> LineHandler | None:
+    """The handler a record of ``logger`` at ``levelno`` would reach, when it is the only
+    one and ours (so that a preformatted line is exactly what logging would write);
+    None otherwise (another handler, a filter, a foreign formatter: use logging)."""
+    setup = _ACTIVE
+    if setup is None or logger.filters or logger.disabled:
+        return None
+    handler = setup.handler
+    root = logging.root
+    handlers = root.handlers
+    if len(handlers) != 1 or handlers[0] is not handler or handler is None:
+        return None
+    if handler.filters or levelno < handler.level or handler.formatter is not setup.formatter:
+        return None
+    node: logging.Logger | None = logger
+    while node is not None and node is not root:
+        if node.handlers or not node.propagate:
+            return None
+        node = node.parent
+    return handler
+
+
+class LogSetup:
+    """Installs one handler on the root logger (and routes uvicorn's loggers to it);
+    :meth:`uninstall` puts everything back as it was."""
+
+    def __init__(self, formatter: logging.Formatter, level: str, access_log: bool) -> None:
+        self.formatter = formatter
+        self.level = level
+        self.access_log = access_log
+        self.handler: LineHandler | None = None
+        self._saved: list[tuple[logging.Logger, list[logging.Handler], bool, int]] = []
+        self._root_level = logging.WARNING
+
+    def install(self, stream: IO[str] | None = None) -> None:
+        global _ACTIVE
+        root = logging.getLogger()
+        self.handler = LineHandler(stream or sys.stdout)  # 12-factor: logs on stdout
+        self.handler.setFormatter(self.formatter)
+        if isinstance(self.formatter, _FORMATTERS):
+            _ACTIVE = self
+        self._root_level = root.level
+        root.addHandler(self.handler)
+        root.setLevel(self.level)
+        for name in _UVICORN:
+            logger = logging.getLogger(name)
+            self._saved.append((logger, list(logger.handlers), logger.propagate, logger.level))
+            logger.handlers = []
+            logger.propagate = True
+        if self.access_log:  # ours replaces uvicorn's (which logs query strings)
+            logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+    def uninstall(self) -> None:
+        global _ACTIVE
+        if _ACTIVE is self:
+            _ACTIVE = None
+        root = logging.getLogger()
+        if self.handler is not None:
+            self.handler.flush()
+            root.removeHandler(self.handler)
+            self.handler = None
+            root.setLevel(self._root_level)
+        for logger, handlers, propagate, level in reversed(self._saved):
+            logger.handlers = handlers
+            logger.propagate = propagate
+            logger.setLevel(level)
+        self._saved.clear()
+
+
+def set_current(ctx: RequestContext | None) -> Any:
+    return _CURRENT.set(ctx)
+
+
+def reset_current(token: Any) -> None:
+    _CURRENT.reset(token)

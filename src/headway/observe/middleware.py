@@ -1,0 +1,252 @@
+"""The observability middleware (pure ASGI): request id, metrics, access log.
+
+Outermost in the stack (``hw.install`` adds it last), so it sees every answer: rate-limit
+429s, 304s from the ETag middleware, and the 500 of an unhandled exception.
+
+It runs on every request, so its hot path is kept short (``bench/observe.py`` measures
+it): metric children are resolved once per (method, route, status); the route template
+of a route under a Mount is looked up once per route object; and the access line is
+formatted straight from the request's fields and written to the log handler, without a
+``LogRecord``, whenever that handler is the only place the record would reach (else
+it goes through :mod:`logging` as any other record).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.routing import Match, Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from headway.observe.logs import (
+    AccessEntry,
+    RequestContext,
+    line_handler,
+    reset_current,
+    set_current,
+)
+from headway.observe.metrics import UNMATCHED, HttpMetrics
+
+__all__ = ["ObserveMiddleware", "route_template"]
+
+access_log = logging.getLogger("headway.access")
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_REQUEST_ID = b"x-request-id"
+_MAX_TABLES = 64
+
+
+def route_template(scope: Scope, root_path: str = "") -> str:
+    """The matched route's path template (``/posts/{post_id}``), else ``<unmatched>``.
+
+    Starlette records the matched route in ``scope["route"]``; under a Mount the prefix
+    is rebuilt from the mounts' own templates, so path parameters never become labels.
+    """
+    route = scope.get("route")
+    path_format = getattr(route, "path_format", None)
+    if isinstance(path_format, str) and scope.get("root_path", "") == root_path:
+        return path_format
+    # under a Mount, or a route the router did not record (FastAPI records its own
+    # APIRoutes only): the template of a route that appears once in the app's route
+    # table is known from the table; otherwise match the table again
+    app = scope.get("app")
+    target = route if isinstance(path_format, str) else None
+    if target is not None:
+        known = _table(app).get(id(target))
+        if known is not None and known[0] is target and known[1] is not None:
+            return known[1]
+    found = _walk(getattr(app, "routes", ()), {**scope, "root_path": root_path}, target)
+    return found or UNMATCHED
+
+
+# id(app) -> (app, number of top-level routes, {id(route): (route, template or None)})
+_TABLES: dict[int, tuple[Any, int, dict[int, tuple[Any, str | None]]]] = {}
+
+
+def _table(app: Any) -> dict[int, tuple[Any, str | None]]:
+    """Every route and Mount of ``app``'s tree with its full template (None when the
+    same object appears at two places, so that its template depends on the request).
+    Rebuilt when the top-level table changes; a route added deeper is not in it and is
+    matched the slow way."""
+    routes = getattr(app, "routes", None)
+    if routes is None:
+        return {}
+    cached = _TABLES.get(id(app))
+    if cached is not None and cached[0] is app and cached[1] == len(routes):
+        return cached[2]
+    table: dict[int, tuple[Any, str | None]] = {}
+    _fill(routes, "", table)
+    if len(_TABLES) >= _MAX_TABLES:
+        _TABLES.clear()
+    _TABLES[id(app)] = (app, len(routes), table)
+    return table
+
+
+def _fill(routes: Any, prefix: str, table: dict[int, tuple[Any, str | None]]) -> None:
+    for route in routes:
+        if isinstance(route, Mount):
+            mount_prefix = prefix + route.path_format.removesuffix("/{path}")
+            template: str | None = mount_prefix + "/{path}"
+            _fill(route.routes, mount_prefix, table)
+        else:
+            path_format = getattr(route, "path_format", None)
+            template = prefix + path_format if isinstance(path_format, str) else None
+        seen = table.get(id(route))
+        if seen is not None and seen[1] != template:
+            template = None  # two places: the request decides
+        table[id(route)] = (route, template)
+
+
+def _walk(routes: Any, scope: dict[str, Any], target: Any, prefix: str = "") -> str | None:
+    for route in routes:
+        match, child = route.matches(scope)
+        if match is Match.NONE:
+            continue
+        if isinstance(route, Mount):
+            mount_prefix = prefix + route.path_format.removesuffix("/{path}")
+            if route is target:
+                return mount_prefix + "/{path}"
+            found = _walk(route.routes, {**scope, **child}, target, mount_prefix)
+            if found:
+                return found
+        elif route is target or (target is None and match is Match.FULL):
+            return prefix + str(getattr(route, "path_format", ""))
+    return None
+
+
+class _RequestIds:
+    """``uuid.uuid4().hex`` values, cut from one ``os.urandom`` read per 128 ids."""
+
+    CHUNK = 16 * 128
+    VARIANT = {f"{n:x}": "89ab"[n & 3] for n in range(16)}  # RFC 4122: 0b10xx
+
+    def __init__(self) -> None:
+        self._hex = ""
+        self._at = 0
+        os.register_at_fork(after_in_child=self.reset)  # a forked worker draws its own
+
+    def reset(self) -> None:
+        self._hex, self._at = "", 0
+
+    def __call__(self) -> str:
+        at = self._at
+        if at >= len(self._hex):
+            self._hex, at = os.urandom(self.CHUNK).hex(), 0
+        self._at = at + 32
+        h = self._hex[at : at + 32]
+        # the version (4) and variant bits, as uuid.UUID(version=4) sets them
+        return f"{h[:12]}4{h[13:16]}{self.VARIANT[h[16]]}{h[17:]}"
+
+
+new_request_id = _RequestIds()
+
+
+class ObserveMiddleware:
+    """Request id (``X-Request-ID``, generated when absent, echoed back), HTTP metrics,
+    one access-log line per request."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: HttpMetrics | None,
+        access: bool = True,
+        on_request: Callable[[], None] | None = None,
+        quiet_paths: frozenset[str] = frozenset(),
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access = access
+        self.on_request = on_request
+        self.quiet_paths = quiet_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+            return
+        if scope["type"] == "websocket" and self.metrics is not None:
+            self.metrics.websockets.inc()
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self.metrics.websockets.dec()
+            return
+        await self.app(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = time.perf_counter()
+        root_path = scope.get("root_path", "")
+        request_id = _incoming_id(scope["headers"]) or new_request_id()
+        ctx = RequestContext(request_id, scope["method"], scope["path"])
+        ctx.route = lambda: route_template(scope, root_path)
+        token = set_current(ctx)
+        header = (_REQUEST_ID, request_id.encode())
+        status, size = 500, 0
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, size
+            kind = message["type"]
+            if kind == "http.response.body":
+                size += len(message.get("body", b""))
+            elif kind == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        if self.on_request is not None:
+            self.on_request()
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.add_in_flight(1)
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            seconds = time.perf_counter() - start
+            route = route_template(scope, root_path)
+            if metrics is not None:
+                metrics.add_in_flight(-1)
+                metrics.observe(scope["method"], route, status, seconds, size)
+            if self.access:
+                self._log(scope, ctx, route, status, seconds, size)
+            reset_current(token)
+
+    def _log(
+        self,
+        scope: Scope,
+        ctx: RequestContext,
+        route: str,
+        status: int,
+        seconds: float,
+        size: int,
+    ) -> None:
+        path = scope["path"]
+        if status >= 500:
+            level = logging.ERROR
+        else:
+            level = logging.DEBUG if path in self.quiet_paths else logging.INFO
+        if not access_log.isEnabledFor(level):
+            return
+        method = scope["method"]
+        ms = seconds * 1000
+        handler = line_handler(access_log, level)
+        if handler is not None:  # formatted with the next lines, as logging would
+            fields = dict(ctx.fields) if ctx.fields else None
+            entry = AccessEntry(
+                time.time(), level, access_log.name, method, path, status, ms, size, ctx, route,
+                fields,
+            )  # fmt: skip
+            handler.write_access(entry)
+            return
+        extra = {"status": status, "duration_ms": round(ms, 2), "bytes": size}
+        access_log.log(level, "%s %s %d %.1fms", method, path, status, ms, extra=extra)
+
+
+def _incoming_id(headers: Any) -> str | None:
+    for key, value in headers:
+        if key == _REQUEST_ID:
+            text = value.decode("latin-1")
+            return text if _VALID_ID.match(text) else None
+    return None
