@@ -32,7 +32,6 @@ from rich.console import Console
 from rich.table import Table
 
 from headway.jobs import STATES, Jobs
-from headway.jobs.constants import DEFAULT_CONCURRENCY, DEFAULT_GRACE, DEFAULT_LEASE
 from headway.jobs.models import JobError
 
 jobs_app = typer.Typer(help="Inspect and manage background jobs.", no_args_is_help=True)
@@ -240,9 +239,10 @@ def worker(
     queues: Annotated[
         str, typer.Option("--queues", "-q", help="Comma-separated, in priority order.")
     ] = "default",
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, max=10000)] = (
-        DEFAULT_CONCURRENCY
-    ),
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", "-c", min=1, max=10000, help="[HEADWAY_JOBS_CONCURRENCY]"),
+    ] = None,
     processes: Annotated[int, typer.Option("--processes", "-p", min=1, max=64)] = 1,
     weighted: Annotated[bool, typer.Option(help="Weighted queue order (low never starves).")] = (
         False
@@ -250,17 +250,22 @@ def worker(
     with_scheduler: Annotated[
         bool, typer.Option("--scheduler/--no-scheduler", help="Also run the cron scheduler.")
     ] = False,
-    grace: Annotated[float, typer.Option(min=0, help="Seconds to finish on SIGTERM.")] = (
-        DEFAULT_GRACE
-    ),
-    lease: Annotated[float, typer.Option(min=0.5, help="Lease seconds.")] = DEFAULT_LEASE,
+    grace: Annotated[
+        float | None, typer.Option(min=0, help="Seconds to finish on SIGTERM [HEADWAY_JOBS_GRACE].")
+    ] = None,
+    lease: Annotated[
+        float | None, typer.Option(min=0.5, help="Lease seconds [HEADWAY_JOBS_LEASE].")
+    ] = None,
 ) -> None:
     """Run jobs of APP's tasks until SIGTERM (finish running jobs, put the rest back)."""
     names = [q.strip() for q in queues.split(",") if q.strip()]
     if processes > 1:
         raise typer.Exit(_supervise(_child_argv(sys.argv[1:]), processes))
     jobs = load_jobs(target)
-    options = {"concurrency": concurrency, "weighted": weighted, "grace": grace, "lease": lease}
+    given = {"concurrency": concurrency, "grace": grace, "lease": lease}
+    # options left out come from HEADWAY_JOBS_* (the worker's own defaults)
+    options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    options["weighted"] = weighted
     try:
         work = jobs.worker(names, scheduler=with_scheduler, **options)
     except ValueError as exc:
