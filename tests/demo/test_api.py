@@ -126,7 +126,9 @@ async def test_listing_runs_a_constant_number_of_queries(demo: Demo) -> None:
     statements: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
+        # only the service's own tables: background work (the flags poller) shares the engine
+        if any(t in statement for t in ("posts", "users", "tags", "subscribers", "api_keys")):
+            statements.append(statement)
 
     # warm up: the rate limiter looks the key up once, then caches it for a minute
     await demo.client.get("/api/v2/me", headers=demo.auth())
