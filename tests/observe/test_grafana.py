@@ -7,8 +7,14 @@ import re
 from importlib import resources
 from typing import Any
 
+from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
-from tests.observe.conftest import Factory
+from tests.observe.conftest import Factory, build_app
+
+from headway import Headway
+
+# every built-in capability that has panels: each exports its families through its hook
+CAPABILITIES = ("cache", "limits", "flags", "breakers", "jobs")
 
 FUNCTIONS_AND_KEYWORDS = {
     "sum", "min", "max", "avg", "count", "rate", "irate", "increase", "histogram_quantile",
@@ -47,8 +53,14 @@ def queries(data: dict[str, Any]) -> list[str]:
     return found
 
 
+def app_with_capabilities(hw: Headway) -> FastAPI:
+    for name in CAPABILITIES:
+        getattr(hw, name)
+    return build_app(hw)
+
+
 async def test_every_dashboard_query_names_an_exported_metric(make: Factory) -> None:
-    async with make() as (_, client, _):
+    async with make(app_factory=app_with_capabilities) as (_, client, _):
         await client.get("/items/1")
         await client.get("/query")
         await client.get("/health/ready")
@@ -66,6 +78,9 @@ async def test_every_dashboard_query_names_an_exported_metric(make: Factory) -> 
     assert used, "no metric found in the dashboard"
     assert used <= exported, f"not exported: {sorted(used - exported)}"
     assert {"http_requests_total", "headway_db_pool_checked_out"} <= used
+    for prefix in ("headway_cache_", "headway_limits_", "headway_flags_", "headway_breakers_"):
+        assert any(name.startswith(prefix) for name in used), f"no panel for {prefix}*"
+    assert "headway_jobs_jobs" in used
 
 
 def test_dashboard_shape() -> None:

@@ -22,11 +22,14 @@ from headway.cache.l1 import L1, MISSING
 from headway.cache.loading import Loader, LoadRequest, Stampede, call_loader
 from headway.cache.settings import CacheSettings
 from headway.cache.stats import Stats
-from headway.capability import Capability
+from headway.capability import Capability, Readiness
 from headway.settings import load_section
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from headway.cache.decorator import CachedFactory
+    from headway.cache.metrics import CacheMetrics
     from headway.cache.orm import OrmCache
     from headway.hub import Headway
 
@@ -60,17 +63,47 @@ class Cache(Capability):
         self._listener = coherence.Listener(self)
         self._orm: OrmCache | None = None
         self.pending: set[asyncio.Future[Any]] = set()
+        self.metrics: CacheMetrics | None = None  # set by register_metrics (headway.observe)
+        self._running = False
 
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._running = True
+        if self.metrics is not None:
+            self.metrics.totals.start()
         if self.settings.coherence and self.backend.shared and self.l1.enabled:
             self._listener.start()
 
     async def stop(self) -> None:
+        self._running = False
+        if self.metrics is not None:
+            await self.metrics.totals.stop()
         await self._listener.stop()
         await self._stampede.drain()
         await self.backend.close()
+
+    # -- observability hooks (headway.observe) -------------------------------------------
+
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        """Counters per level and namespace; the hit ratio is PromQL (see cache.metrics)."""
+        from headway.cache.metrics import CacheMetrics
+
+        self.metrics = CacheMetrics(registry, self.counters)
+        self.counters.on_load = self.metrics.observe_load
+        if self._running:
+            self.metrics.totals.start()
+
+    async def refresh_metrics(self) -> None:
+        if self.metrics is not None:
+            self.metrics.totals.flush()
+
+    async def check_ready(self) -> Readiness | None:
+        """One L2 ping; never critical: without L2 the cache answers from L1 and loaders."""
+        from headway.observe.health import probe
+
+        detail = {"backend": registry.scheme_of(self.url), "l2_available": self.l2_available}
+        return await probe(self.backend.ping, critical=False, detail=detail)
 
     # -- L2 access: every call goes through here, errors are absorbed -----------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -40,6 +41,8 @@ class Stats:
     lock_waits: int = 0
     refreshes: int = 0
     invalidations_received: int = 0
+    # set by the metrics (headway.observe): called with (namespace, seconds) per load
+    on_load: Callable[[str, float], None] | None = field(default=None, repr=False)
 
     def ns(self, name: str) -> Counts:
         counts = self.namespaces.get(name)
@@ -70,6 +73,8 @@ class Stats:
             counts.loads += 1
             counts.load_seconds += seconds
             counts.load_errors += 0 if ok else 1
+        if self.on_load is not None:
+            self.on_load(name, seconds)
 
     def as_dict(self) -> dict[str, Any]:
         return {

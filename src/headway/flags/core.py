@@ -12,6 +12,7 @@ import asyncio
 import builtins
 import contextlib
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,20 +21,24 @@ from pydantic import ValidationError
 from headway import registry
 from headway.capability import Capability, Readiness
 from headway.flags.base import FlagNotFound, FlagStore
-from headway.flags.evaluate import CompiledFlag, Evaluation, not_found
+from headway.flags.evaluate import ERROR, CompiledFlag, Evaluation, not_found
 from headway.flags.feed import RedisFeed
 from headway.flags.model import FlagDefinition
 from headway.flags.settings import FlagsSettings
 from headway.settings import load_section
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
     from starlette.applications import Starlette
 
+    from headway.flags.metrics import FlagMetrics
     from headway.hub import Headway
 
 log = logging.getLogger("headway.flags")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 Snapshot = dict[tuple[str, str], CompiledFlag]
+MAX_FLAGS = 500  # distinct flag keys counted by name; later ones count as OTHER
+OTHER = "other"
 
 
 class Flags(Capability):
@@ -63,6 +68,13 @@ class Flags(Capability):
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
         self._routes = False
+        # observability: evaluations per (flag, reason), folded into metrics by observe
+        self.evaluations: dict[tuple[str, str], int] = {}
+        self.store_errors = 0
+        self.checked_at = time.monotonic()  # the snapshot was last confirmed current
+        self.exported: FlagMetrics | None = None  # set by register_metrics
+        self._counted_keys: set[str] = set()
+        self._running = False
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -71,6 +83,9 @@ class Flags(Capability):
         self._defaults.extend(_definition(d) for d in definitions)
 
     async def start(self) -> None:
+        self._running = True
+        if self.exported is not None:
+            self.exported.totals.start()
         await self.store.setup()
         for d in self._defaults:
             if await self.store.get("", d.key) is None:
@@ -89,6 +104,9 @@ class Flags(Capability):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.listening = False
+        self._running = False
+        if self.exported is not None:
+            await self.exported.totals.stop()
         await self.store.close()
 
     # -- keeping the snapshot current -----------------------------------------------------
@@ -99,6 +117,7 @@ class Flags(Capability):
             if known is not None and known <= self.version:
                 return
             version, rows = await self.store.load()
+            self.checked_at = time.monotonic()
             if version == self.version:
                 return
             fresh: Snapshot = {}
@@ -116,7 +135,9 @@ class Flags(Capability):
                 version = await self.store.version()
                 if version != self.version:
                     await self.reload()
+                self.checked_at = time.monotonic()
             except Exception as exc:  # keep serving the last snapshot
+                self.store_errors += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"[:300]
                 log.warning("flags store unreachable (%s); serving the last snapshot", exc)
 
@@ -168,13 +189,30 @@ class Flags(Capability):
         """Evaluate from the snapshot (sync); never raises for an unknown flag."""
         flag = self.find(key, tenant)
         if flag is None:
-            return not_found(key, default)
-        ctx: dict[str, Any] = dict(context) if context else {}
-        if tenant is not None:
-            ctx["tenant"] = tenant
-        if user is not None:
-            ctx["user"] = user
-        return flag.evaluate(ctx)
+            ev = not_found(key, default)
+        else:
+            ctx: dict[str, Any] = dict(context) if context else {}
+            if tenant is not None:
+                ctx["tenant"] = tenant
+            if user is not None:
+                ctx["user"] = user
+            ev = flag.evaluate(ctx)
+        counted = (key, ev.reason)
+        try:
+            self.evaluations[counted] += 1
+        except KeyError:
+            self._count_new(counted)
+        return ev
+
+    def _count_new(self, counted: tuple[str, str]) -> None:
+        """The first evaluation of a (flag, reason): beyond MAX_FLAGS keys, "other"."""
+        key = counted[0]
+        if key not in self._counted_keys:
+            if len(self._counted_keys) >= MAX_FLAGS:
+                counted = (OTHER, counted[1])
+            else:
+                self._counted_keys.add(key)
+        self.evaluations[counted] = self.evaluations.get(counted, 0) + 1
 
     async def evaluate(self, key: str, **kwargs: Any) -> Evaluation:
         return self.evaluate_now(key, **kwargs)
@@ -190,9 +228,20 @@ class Flags(Capability):
     ) -> bool:
         flag = self.find(key, tenant)
         if flag is None:
+            counted = (key, ERROR)  # counted as evaluate_now counts it
+            try:
+                self.evaluations[counted] += 1
+            except KeyError:
+                self._count_new(counted)
             return default
         if flag.simple and flag.definition.rollout is None and not flag.weights:
-            return flag.evaluate({}).enabled  # no context needed
+            ev = flag.evaluate({})  # no context needed
+            counted = (key, ev.reason)
+            try:
+                self.evaluations[counted] += 1
+            except KeyError:
+                self._count_new(counted)
+            return ev.enabled
         return self.evaluate_now(key, tenant=tenant, user=user, context=context).enabled
 
     async def variant(
@@ -282,10 +331,30 @@ class Flags(Capability):
         if self.settings.maintenance_flag:
             app.add_middleware(MaintenanceMiddleware, flags=self)
 
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        from headway.flags.metrics import FlagMetrics
+
+        self.exported = FlagMetrics(registry, self)
+        if self._running:
+            self.exported.totals.start()
+
+    async def refresh_metrics(self) -> None:
+        if self.exported is not None:
+            self.exported.totals.flush()
+
     async def check_ready(self) -> Readiness | None:
-        version = await self.store.version()
-        detail = {"version": version, "snapshot": self.version, "flags": len(self.snapshot)}
-        return Readiness(ok=True, detail=detail, critical=False)
+        """The store's version (one round trip); never critical: the snapshot serves on."""
+        from headway.observe.health import probe
+
+        found: dict[str, Any] = {}
+
+        async def version() -> None:
+            found["version"] = await self.store.version()
+
+        age = round(time.monotonic() - self.checked_at, 3)
+        detail = {"snapshot": self.version, "flags": len(self.snapshot), "snapshot_age": age}
+        ready = await probe(version, critical=False, detail=detail)
+        return Readiness(ready.ok, {**ready.detail, **found}, critical=False)
 
 
 def _definition(value: FlagDefinition | Mapping[str, Any]) -> FlagDefinition:

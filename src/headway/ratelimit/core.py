@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from starlette.types import Scope
 
 from headway import registry
-from headway.capability import Capability
+from headway.capability import Capability, Readiness
 from headway.errors import BackendUnavailableError
 from headway.ratelimit.base import Algorithm, Check, LimitBackend, Outcome, validate
 from headway.ratelimit.clientip import ClientIP
@@ -26,9 +26,11 @@ from headway.ratelimit.subject import Subject
 from headway.settings import load_section
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
     from starlette.applications import Starlette
 
     from headway.hub import Headway
+    from headway.ratelimit.metrics import LimitMetrics
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -82,9 +84,12 @@ class RateLimits(Capability):
         self.rules: list[Rule] = []
         self.identify: IdentifyFn | None = None
         self.metrics = Metrics()
+        self.backend_errors = 0  # checks that found the backend unavailable
+        self.exported: LimitMetrics | None = None  # set by register_metrics
         self.log = ThrottledLog(self.settings.log_interval)
         self._backend = backend
         self._checker: Checker | None = None
+        self._running = False
         self._load_policies()
 
     # -- configuration ----------------------------------------------------------------
@@ -179,12 +184,18 @@ class RateLimits(Capability):
         return self._checker
 
     async def start(self) -> None:
+        self._running = True
+        if self.exported is not None:
+            self.exported.totals.start()
         try:
             await self.backend.open()
         except BackendUnavailableError as exc:  # fail-open policies keep the app up
             self.log.log(logging.WARNING, "start", "rate-limit backend down at start: %s", exc)
 
     async def stop(self) -> None:
+        self._running = False
+        if self.exported is not None:
+            await self.exported.totals.stop()
         if isinstance(self._checker, Coalescer):
             await self._checker.drain()
         if self._backend is not None:
@@ -279,6 +290,7 @@ class RateLimits(Capability):
         )
 
     def _unavailable(self, policies: Sequence[Policy], exc: Exception) -> Decision:
+        self.backend_errors += 1
         decision = Decision(unavailable=[p.name for p in policies])
         for p in policies:
             self.metrics.add(p.name, "fail_open" if p.fail_open else "fail_closed")
@@ -291,6 +303,30 @@ class RateLimits(Capability):
             exc,
         )
         return decision
+
+    # -- observability hooks (headway.observe) -------------------------------------
+
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        from headway.ratelimit.metrics import LimitMetrics
+
+        self.exported = LimitMetrics(registry, self)
+        if self._running:
+            self.exported.totals.start()
+
+    async def refresh_metrics(self) -> None:
+        if self.exported is not None:
+            self.exported.totals.flush()
+
+    async def check_ready(self) -> Readiness | None:
+        """One backend ping; critical unless every policy fails open."""
+        if not self.settings.enabled:
+            return None
+        from headway.observe.health import probe
+
+        closed = sorted(n for n, p in self.policies.items() if not p.fail_open)
+        url = self.hw.settings.backend_url("limits")
+        detail = {"backend": registry.scheme_of(url), "fail_closed": closed}
+        return await probe(self.backend.ping, critical=bool(closed), detail=detail)
 
     # -- FastAPI ----------------------------------------------------------------------
 
