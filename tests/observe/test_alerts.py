@@ -236,3 +236,26 @@ async def test_database_down_rule_fires(make: Factory, receiver: Receiver) -> No
         events = await hw.observe.evaluate_alerts()
     assert [e.rule for e in events] == ["database_down"]
     assert receiver.bodies("/hook")[0]["severity"] == "critical"
+
+
+async def test_queue_backlog_rule_reads_the_jobs_gauge() -> None:
+    """The default backlog rule watches what the jobs capability really exports."""
+    from prometheus_client import CollectorRegistry
+
+    from headway import Headway
+    from headway.jobs import Jobs
+
+    hw = Headway(data_dir="./.headway")
+    jobs = hw.add(Jobs(hw, "memory://"))
+    reg = CollectorRegistry()
+    jobs.register_metrics(reg)
+
+    @jobs.task(queue="default")
+    async def noop() -> None: ...
+
+    async with hw:
+        await jobs.enqueue_many([noop.call() for _ in range(1001)])
+        await jobs.refresh_metrics()
+    rule = next(r for r in DEFAULT_RULES if r.name == "queue_backlog")
+    events = Evaluator([rule], started=0).evaluate(snapshot(reg), now=1)
+    assert [(e.rule, e.status) for e in events] == [("queue_backlog", "firing")]

@@ -56,7 +56,8 @@ DEFAULT_RULES: tuple[RuleSpec, ...] = (
     ),
     RuleSpec(
         name="queue_backlog",
-        metric="headway_jobs_pending",
+        metric="headway_jobs_jobs",
+        labels={"state": "^pending$"},
         over="max",
         op=">",
         threshold=1000,
