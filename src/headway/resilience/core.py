@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from headway import registry
 from headway.capability import Capability, Readiness
+from headway.observe.totals import Totals
 from headway.resilience.backends.memory import MemoryBreakerBackend
 from headway.resilience.base import CLOSED, BreakerBackend, ForceMode, Snapshot
 from headway.resilience.breaker import MISSING, Breaker, UnknownBreakerError
@@ -120,6 +121,8 @@ class Breakers(Capability):
 
     async def start(self) -> None:
         self._started = True
+        if self._totals is not None:
+            self._totals.start()
         for b in list(self._breakers.values()):
             await self._adopt(b)
         self._spawn(self._flusher(), "headway-breakers-flush")
@@ -128,6 +131,8 @@ class Breakers(Capability):
             self._spawn(self._listen(), "headway-breakers-listen")
 
     async def stop(self) -> None:
+        if self._totals is not None:
+            await self._totals.stop()
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
@@ -302,6 +307,7 @@ class Breakers(Capability):
     # -- hub hooks --------------------------------------------------------------------------
 
     _metrics: dict[str, Any] | None = None
+    _totals: Totals | None = None
 
     def install(self, app: Starlette) -> None:
         if not self._routes:
@@ -334,7 +340,18 @@ class Breakers(Capability):
                 multiprocess_mode="mostrecent",
             ),
         }
-        self._reported: dict[tuple[str, str], int] = {}
+        # Calls are counted in plain ints on the hot path and folded into the counter
+        # in every process (headway.observe.totals), not only in the scraping one.
+        self._totals = Totals(self._fold_calls)
+        self._totals.start()
+
+    def _fold_calls(self) -> None:
+        if self._metrics is None or self._totals is None:
+            return
+        calls = self._metrics["calls"]
+        for b in self._breakers.values():
+            for outcome, total in b.stats.items():
+                self._totals.add((b.name, outcome), calls, (b.name, outcome), total)
 
     async def refresh_metrics(self) -> None:
         if self._metrics is None:
@@ -342,11 +359,8 @@ class Breakers(Capability):
         levels = {"closed": 0, "half_open": 1, "open": 2}
         for b in self._breakers.values():
             self._metrics["state"].labels(b.name).set(levels.get(b.state, 2))
-            for outcome, total in b.stats.items():
-                done = self._reported.get((b.name, outcome), 0)
-                if total > done:
-                    self._metrics["calls"].labels(b.name, outcome).inc(total - done)
-                    self._reported[(b.name, outcome)] = total
+        if self._totals is not None:
+            self._totals.flush()
 
     async def check_ready(self) -> Readiness | None:
         opened = sorted(b.name for b in self._breakers.values() if b.state != CLOSED)
