@@ -2,12 +2,16 @@
 
     python bench/observe.py [--seconds 4] [--rounds 3] [--connections 32]
 
-1. Requests per second of a cheap endpoint (``bench/observe_app.py:/ping``) served by
+1. In process: CPU microseconds per request of ``/ping`` driven straight through the
+   ASGI app (32 concurrent callers, the event loop turning between requests so that the
+   access lines' formatting and writing is counted), observe on and off, in
+   alternating batches in one process: robust on a loaded machine.
+2. Requests per second of a cheap endpoint (``bench/observe_app.py:/ping``) served by
    uvicorn (one process, 127.0.0.1, free port) with observe on (metrics middleware,
    JSON access log to stdout -> /dev/null) and off (``HEADWAY_OBSERVE_ENABLED=false``),
-   measured in alternating rounds in the same run by a keep-alive raw-socket asyncio
-   client (so that the client is not the bottleneck).
-2. Time of ``GET /metrics`` with 100 routes (each answered once) and 10 job queues
+   measured in alternating rounds in the same run by ``wrk`` (one thread, another
+   process) when installed, else by a keep-alive raw-socket asyncio client.
+3. Time of ``GET /metrics`` with 100 routes (each answered once) and 10 job queues
    (a capability exporting pending/running/failed gauges and a duration histogram per
    queue), median of 30 scrapes in process.
 
@@ -20,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -102,25 +107,121 @@ async def load(port: int, seconds: float, connections: int) -> float:
     return sum(counts) / (time.perf_counter() - start)
 
 
+def wrk_load(port: int, seconds: float, connections: int) -> float:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", f"http://127.0.0.1:{port}/ping"],
+        capture_output=True, text=True, timeout=seconds + 60, check=True,
+    ).stdout  # fmt: skip
+    for line in out.splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split()[1])
+    raise RuntimeError(f"wrk said: {out}")
+
+
+def run_load(port: int, seconds: float, connections: int) -> float:
+    if shutil.which("wrk"):
+        return wrk_load(port, seconds, connections)
+    return asyncio.run(load(port, seconds, connections))
+
+
 def throughput(seconds: float, rounds: int, connections: int) -> dict[str, Any]:
     results: dict[str, list[float]] = {"off": [], "on": []}
     with tempfile.TemporaryDirectory() as tmp:
         servers = {name: start_server(name == "on", tmp) for name in ("off", "on")}
         try:
             for _, port in servers.values():  # warm up
-                asyncio.run(load(port, 1.0, connections))
+                run_load(port, 1.0, connections)
             for _ in range(rounds):
                 for name, (_, port) in servers.items():
-                    results[name].append(asyncio.run(load(port, seconds, connections)))
+                    results[name].append(run_load(port, seconds, connections))
         finally:
             for proc, _ in servers.values():
                 stop(proc)
     off, on = statistics.median(results["off"]), statistics.median(results["on"])
     return {
+        "client": "wrk -t1" if shutil.which("wrk") else "asyncio raw sockets",
+        "connections": connections,
         "rps_off": round(off),
         "rps_on": round(on),
         "overhead_pct": round((off - on) / off * 100, 1),
         "rounds": {k: [round(v) for v in vs] for k, vs in results.items()},
+    }
+
+
+def _ping_app(observe: bool, data_dir: Path) -> tuple[Any, Any]:
+    from fastapi import FastAPI
+
+    from headway import Headway
+    from headway.observe import Observe, ObserveSettings
+
+    hw = Headway(data_dir=data_dir)
+    settings = ObserveSettings(enabled=observe, logs=observe, log_format="json", alerts=False)
+    hw.add(Observe(hw, settings))
+    app = FastAPI()
+
+    @app.get("/ping")
+    async def ping() -> dict[str, bool]:
+        return {"ok": True}
+
+    hw.install(app)
+    return hw, app
+
+
+_SCOPE: dict[str, Any] = {
+    "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+    "scheme": "http", "path": "/ping", "raw_path": b"/ping", "query_string": b"",
+    "root_path": "", "headers": [(b"host", b"bench")], "client": ("127.0.0.1", 50000),
+    "server": ("127.0.0.1", 8000),
+}  # fmt: skip
+
+
+async def asgi_batch(app: Any, n: int, concurrency: int = 32) -> float:
+    """CPU microseconds per request of ``n`` requests through ``app`` (``concurrency``
+    callers; the loop turns between requests, so deferred work is counted)."""
+    request = {"type": "http.request", "body": b"", "more_body": False}
+
+    async def receive() -> dict[str, Any]:
+        return request
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            assert message["status"] == 200, message
+
+    async def caller(count: int) -> None:
+        for _ in range(count):
+            await app({**_SCOPE, "headers": list(_SCOPE["headers"])}, receive, send)
+            await asyncio.sleep(0)
+
+    per = max(1, n // concurrency)
+    start = time.process_time_ns()
+    await asyncio.gather(*(caller(per) for _ in range(concurrency)))
+    await asyncio.sleep(0)
+    return (time.process_time_ns() - start) / (per * concurrency) / 1000
+
+
+async def in_process(batches: int = 30, size: int = 640) -> dict[str, Any]:
+    """Median CPU us per request, observe on and off, alternating batches."""
+    from contextlib import AsyncExitStack
+
+    with tempfile.TemporaryDirectory() as tmp, open(os.devnull, "w") as devnull:  # noqa: ASYNC230
+        apps = {name: _ping_app(name == "on", Path(tmp, name)) for name in ("off", "on")}
+        async with AsyncExitStack() as stack:
+            for _, app in apps.values():
+                await stack.enter_async_context(app.router.lifespan_context(app))
+            apps["on"][0].observe.configure_logging(devnull)
+            for _, app in apps.values():
+                await asgi_batch(app, size)
+            times: dict[str, list[float]] = {name: [] for name in apps}
+            for _ in range(batches):
+                for name, (_, app) in apps.items():
+                    times[name].append(await asgi_batch(app, size))
+    off, on = statistics.median(times["off"]), statistics.median(times["on"])
+    return {
+        "cpu_us_per_request_off": round(off, 2),
+        "cpu_us_per_request_on": round(on, 2),
+        "added_us_per_request": round(on - off, 2),
+        "batches": batches,
+        "requests_per_batch": size,
     }
 
 
@@ -193,6 +294,7 @@ def main() -> None:
     result = {
         "bench": "observe",
         "cpus": os.cpu_count(),
+        "in_process": asyncio.run(in_process()),
         "throughput": throughput(args.seconds, args.rounds, args.connections),
         "scrape": asyncio.run(scrape_time()),
     }

@@ -9,9 +9,15 @@
    other clients' commands would count too); round trips per check from the client.
 2. The ``limits`` library's async Redis strategies, run with the interpreter of a
    separate venv (``--limits-python``); skipped when it cannot import ``limits``.
-3. Middleware overhead: uvicorn (one worker, 127.0.0.1, a free port) serving a cheap
-   FastAPI endpoint without the middleware, then with it in each mode; a bounded raw
-   HTTP/1.1 keep-alive load generator runs in another process.
+3. Middleware overhead, in process: CPU microseconds per request of the cheap endpoint
+   driven straight through the ASGI app (32 concurrent callers), without the middleware
+   and with it in each mode, alternating batches in one process (robust on a loaded
+   machine).
+4. Middleware overhead, end to end: uvicorn (one worker each, 127.0.0.1, free ports)
+   serving the endpoint without the middleware and with it in each mode, all running at
+   once and loaded in alternating rounds (median of ``--rounds``) by ``wrk`` when
+   installed, else by a bounded raw HTTP/1.1 keep-alive load generator, in another
+   process.
 
 Every key lives under a ``hwbench-<random>`` prefix and is deleted afterwards.
 """
@@ -22,7 +28,9 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -296,10 +304,18 @@ async def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--limits-python", default="/tmp/limits-venv/bin/python")
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-checks", action="store_true", help="only the HTTP parts")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     prefix = f"hwbench-{uuid.uuid4().hex[:10]}"
     out: dict[str, Any] = {"redis": args.redis, "seconds": args.seconds}
     try:
+        if args.skip_checks:
+            out["in_process"] = await in_process(args.redis, prefix)
+            out["http"] = await asyncio.to_thread(
+                http_part, args.redis, prefix, max(args.seconds, 4.0), args.rounds
+            )
+            return
         out["raw_redis_py"] = await bench_raw(args.redis, prefix, args.seconds)
         out["headway"] = {
             m: await bench_headway(args.redis, prefix, m, args.seconds)
@@ -315,18 +331,137 @@ async def main() -> None:
             args.limits_python, args.redis, prefix, args.seconds
         )
         if not args.skip_http:
-            out["http"] = http_part(args.redis, prefix, args.seconds)
+            out["in_process"] = await in_process(args.redis, prefix)
+            out["http"] = await asyncio.to_thread(
+                http_part, args.redis, prefix, max(args.seconds, 4.0), args.rounds
+            )
     finally:
         await cleanup(args.redis, prefix)
-    print(json.dumps(out, indent=2))
+        print(json.dumps(out, indent=2))
 
 
-def http_part(url: str, prefix: str, seconds: float) -> dict[str, Any]:
-    http = {m: serve_and_load(m, url, prefix, seconds) for m in ("none", "coalesce", "lease")}
-    base = http["none"]["rps"]
-    for m in ("coalesce", "lease"):
-        http[m]["overhead"] = round(1 - http[m]["rps"] / base, 3) if base else None
-    return http
+MODES = ("none", "coalesce", "lease")
+
+
+def start_server(mode: str, url: str, prefix: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = {**os.environ, "BENCH_MODE": mode, "BENCH_REDIS": url, "BENCH_PREFIX": prefix}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT / "bench")])
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "ratelimit:make_app", "--factory",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+         "--no-access-log", "--app-dir", str(ROOT / "bench")],
+        env=env,
+    )  # fmt: skip
+    wait_listening(port)
+    return server, port
+
+
+def load_once(port: int, seconds: float, connections: int = 32) -> tuple[float, str]:
+    if shutil.which("wrk"):
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+             f"http://127.0.0.1:{port}/ping"],
+            capture_output=True, text=True, timeout=seconds + 60, check=True,
+        ).stdout  # fmt: skip
+        rps = next(float(x.split()[1]) for x in out.splitlines() if x.startswith("Requests/sec"))
+        errors = [x.strip() for x in out.splitlines() if "Non-2xx" in x or "Socket errors" in x]
+        return rps, "; ".join(errors) or "all 2xx"
+    run = subprocess.run(
+        [sys.executable, "-c", LOADGEN, str(port), str(seconds), str(connections)],
+        capture_output=True, text=True, timeout=seconds + 60, check=True,
+    )  # fmt: skip
+    rps, statuses = run.stdout.split(" ", 1)
+    return float(rps), statuses.strip()
+
+
+def http_part(url: str, prefix: str, seconds: float, rounds: int = 3) -> dict[str, Any]:
+    servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    results: dict[str, list[float]] = {m: [] for m in MODES}
+    statuses: dict[str, str] = {}
+    try:
+        for mode in MODES:
+            servers[mode] = start_server(mode, url, prefix)
+        for _, port in servers.values():
+            load_once(port, 1.0)  # warm up
+        for _ in range(rounds):
+            for mode, (_, port) in servers.items():
+                rps, statuses[mode] = load_once(port, seconds)
+                results[mode].append(rps)
+    finally:
+        for server, _ in servers.values():
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+    med = {m: statistics.median(v) for m, v in results.items()}
+    out: dict[str, Any] = {
+        "client": "wrk -t1 -c32" if shutil.which("wrk") else "asyncio raw sockets, 32 connections"
+    }
+    for m in MODES:
+        out[m] = {"rps": round(med[m]), "rounds": [round(v) for v in results[m]]}
+        out[m]["statuses"] = statuses.get(m)
+        if m != "none":
+            out[m]["overhead"] = round(1 - med[m] / med["none"], 3) if med["none"] else None
+    return out
+
+
+_SCOPE: dict[str, Any] = {
+    "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+    "scheme": "http", "path": "/ping", "raw_path": b"/ping", "query_string": b"",
+    "root_path": "", "headers": [(b"host", b"bench")], "client": ("127.0.0.1", 50000),
+    "server": ("127.0.0.1", 8000),
+}  # fmt: skip
+
+
+async def asgi_batch(app: Any, n: int, concurrency: int = 32) -> float:
+    """CPU microseconds per request of ``n`` requests through ``app``."""
+    request = {"type": "http.request", "body": b"", "more_body": False}
+
+    async def receive() -> dict[str, Any]:
+        return request
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            assert message["status"] == 200, message
+
+    async def caller(count: int) -> None:
+        for _ in range(count):
+            await app({**_SCOPE, "headers": list(_SCOPE["headers"])}, receive, send)
+            await asyncio.sleep(0)
+
+    per = max(1, n // concurrency)
+    start = time.process_time_ns()
+    await asyncio.gather(*(caller(per) for _ in range(concurrency)))
+    return (time.process_time_ns() - start) / (per * concurrency) / 1000
+
+
+async def in_process(url: str, prefix: str, batches: int = 30, size: int = 640) -> dict[str, Any]:
+    """Median CPU us per request without the middleware and with it in each mode."""
+    from contextlib import AsyncExitStack
+
+    apps = {}
+    for mode in MODES:
+        os.environ.update(BENCH_MODE=mode, BENCH_REDIS=url, BENCH_PREFIX=prefix)
+        apps[mode] = make_app()
+    times: dict[str, list[float]] = {m: [] for m in MODES}
+    async with AsyncExitStack() as stack:
+        for app in apps.values():
+            await stack.enter_async_context(app.router.lifespan_context(app))
+        for app in apps.values():
+            await asgi_batch(app, size)
+        for _ in range(batches):
+            for mode, app in apps.items():
+                times[mode].append(await asgi_batch(app, size))
+    med = {m: statistics.median(v) for m, v in times.items()}
+    return {
+        "cpu_us_per_request": {m: round(v, 2) for m, v in med.items()},
+        "added_us_per_request": {m: round(med[m] - med["none"], 2) for m in MODES[1:]},
+        "batches": batches,
+        "requests_per_batch": size,
+    }
 
 
 if __name__ == "__main__":

@@ -25,4 +25,5 @@ BUILTIN_CAPABILITIES: dict[str, str] = {
     "breakers": "headway.resilience:Breakers",
     "flags": "headway.flags:Flags",
     "observe": "headway.observe:Observe",
+    "db": "headway.db:Database",
 }

@@ -31,6 +31,7 @@ from headway.web.pagination import CursorCodec
 
 if TYPE_CHECKING:
     from headway.cache import Cache
+    from headway.db import Database
     from headway.flags import Flags
     from headway.jobs import Jobs
     from headway.observe import Observe
@@ -54,6 +55,7 @@ class Headway:
         breakers: Breakers
         flags: Flags
         observe: Observe
+        db: Database
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
         if settings is not None and overrides:

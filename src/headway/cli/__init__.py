@@ -21,6 +21,7 @@ from rich.table import Table
 from headway import __version__
 from headway.cli.breakers import breakers_app
 from headway.cli.cache import cache_app
+from headway.cli.db import db_app
 from headway.cli.flags import flags_app
 from headway.cli.jobs import jobs_app, scheduler, worker
 from headway.constants import DEFAULT_APP
@@ -40,6 +41,7 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(cache_app, name="cache")
 app.add_typer(breakers_app, name="breakers")
 app.add_typer(flags_app, name="flags")
+app.add_typer(db_app, name="db")
 app.command()(worker)
 app.command()(scheduler)
 

@@ -28,7 +28,10 @@ log = logging.getLogger("headway.demo")
 def create_app(settings: Settings | None = None, *, hw: Headway | None = None) -> FastAPI:
     """Build the service on ``hw`` (default: a hub from ``settings`` / the environment)."""
     hub = hw or Headway(settings)
-    hub.cache  # noqa: B018 - created now, so that it starts with the hub (api.py uses it)
+    # created now, so that they start with the hub: the post cache (api.py) and the query
+    # monitor (request scopes, slow log, N+1 reports, /admin/db/*)
+    hub.cache  # noqa: B018
+    hub.db  # noqa: B018
     execute_agent = register_tasks(hub)
     install_limits(hub)
     install_resilience(hub)

@@ -39,7 +39,14 @@ from headway.jobs.models import (
 )
 from headway.jobs.retry import Backoff, Retry
 from headway.jobs.scheduler import Scheduler
-from headway.jobs.task import EnqueueCall, JobContext, JobHandle, Task, current_job
+from headway.jobs.task import (
+    EnqueueCall,
+    JobContext,
+    JobHandle,
+    Task,
+    current_job,
+    job_context,
+)
 from headway.jobs.worker import Worker
 
 registry.register("jobs", "memory", "headway.jobs.backends.memory:MemoryJobBackend")
@@ -76,4 +83,5 @@ __all__ = [
     "UnknownTask",
     "Worker",
     "current_job",
+    "job_context",
 ]

@@ -176,6 +176,11 @@ class JobContext:
 _current: ContextVar[JobContext | None] = ContextVar("headway_job", default=None)
 
 
+def job_context() -> JobContext | None:
+    """The job the calling code runs in, or None outside a job (a cheap contextvar read)."""
+    return _current.get()
+
+
 def current_job() -> JobContext:
     """The job the calling code runs in; RuntimeError outside a job."""
     ctx = _current.get()

@@ -120,13 +120,17 @@ class Redactor:
         known.update(s for s in secrets if s and len(s) >= 4)
         self._secrets = sorted(known, key=len, reverse=True)  # longest first
 
-    def __call__(self, text: str) -> str:
+    def __call__(self, text: str, probe: str | None = None) -> str:
+        """``text`` with its secrets masked. ``probe``: a part of ``text`` known to hold
+        every trigger substring that ``text`` holds (the rest is known to be clean), so
+        that the common clean line is scanned in part only."""
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, "***")
-        lowered = text.lower()
-        if _ANY_TRIGGER.search(lowered) is None:
+                probe = None
+        if _ANY_TRIGGER.search((text if probe is None else probe).lower()) is None:
             return text
+        lowered = text.lower()
         for triggers, pattern, repl in _PATTERNS:
             if any(t in lowered for t in triggers):
                 text = pattern.sub(repl, text)
@@ -209,6 +213,24 @@ def _msecs(created: float) -> float:
     return int((created - int(created)) * 1000) + 0.0  # as logging.LogRecord computes it
 
 
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+_ROUTES: dict[str, str] = {}  # route template -> its JSON string
+
+
+def _access_head(entry: AccessEntry) -> tuple[str, bool]:
+    """``"level":...,"logger":...`` of an access line, and whether the line's fixed part
+    (keys, level, logger, with numbers and a time stamp in place) holds no trigger."""
+    level = f'"level":{_json(logging.getLevelName(entry.levelno))},"logger":{_json(entry.logger)}'
+    skeleton = (
+        f'{{"ts":"2000-01-01T00:00:00.000Z",{level},"msg":"","request_id":"","route":"",'
+        '"status":200,"duration_ms":0.0,"bytes":0}'
+    )
+    return level, _ANY_TRIGGER.search(skeleton.lower()) is None
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, msg, request context, extras, exc."""
 
@@ -217,6 +239,7 @@ class JsonFormatter(logging.Formatter):
         self.redact = redactor or Redactor()
         self._second = -1
         self._stamp = ""
+        self._heads: dict[tuple[int, str], tuple[str, bool]] = {}
 
     def _ts(self, created: float, msecs: float) -> str:
         second = int(created)
@@ -242,6 +265,31 @@ class JsonFormatter(logging.Formatter):
 
     def format_access(self, entry: AccessEntry) -> str:
         """Exactly what :meth:`format` makes of the record of ``entry``."""
+        ctx = entry.ctx
+        if entry.fields or ctx.route is None or type(entry.status) is not int:
+            return self._format_access_dict(entry)
+        if type(entry.size) is not int or not isinstance(self.redact, Redactor):
+            return self._format_access_dict(entry)
+        head = self._heads.get((entry.levelno, entry.logger))
+        if head is None:
+            head = self._heads[(entry.levelno, entry.logger)] = _access_head(entry)
+        level, clean = head
+        route = _ROUTES.get(entry.route)
+        if route is None:
+            route = _json(entry.route)
+            if len(_ROUTES) < 4096:
+                _ROUTES[entry.route] = route
+        msg, rid = _json(entry.message()), _json(ctx.request_id)
+        line = (
+            f'{{"ts":"{self._ts(entry.created, _msecs(entry.created))}",{level},"msg":{msg},'
+            f'"request_id":{rid},"route":{route},"status":{entry.status},'
+            f'"duration_ms":{_json(round(entry.ms, 2))},"bytes":{entry.size}}}'
+        )
+        # the keys, level, logger and numbers hold no trigger (checked in _access_head):
+        # the strings do, if anything; quotes keep them apart
+        return self.redact(line, f"{msg}{rid}{route}" if clean else None)
+
+    def _format_access_dict(self, entry: AccessEntry) -> str:
         data: dict[str, Any] = {
             "ts": self._ts(entry.created, _msecs(entry.created)),
             "level": logging.getLevelName(entry.levelno),
@@ -414,7 +462,7 @@ class LogSetup:
             _ACTIVE = None
         root = logging.getLogger()
         if self.handler is not None:
-            self.handler.flush()
+            self.handler.flush_lines()  # the queued access lines (never raises)
             root.removeHandler(self.handler)
             self.handler = None
             root.setLevel(self._root_level)

@@ -152,13 +152,26 @@ class HttpMetrics:
         if method not in METHODS:
             method = "OTHER"
         count = _incrementer(self.requests.labels(method, route, str(status)))
-        duration = _observer(self.duration.labels(method, route))
-        size = _observer(self.size.labels(method, route))
+        duration, size = self.duration.labels(method, route), self.size.labels(method, route)
+        d_cells, s_cells = _cells(duration), _cells(size)
+        if d_cells is None or s_cells is None:  # not the prometheus_client we know
+
+            def observe(seconds: float, nbytes: int) -> None:
+                count(1)
+                duration.observe(seconds)
+                size.observe(nbytes)
+
+            return observe
+        (d_sum, d_bounds, d_buckets), (s_sum, s_bounds, s_buckets) = d_cells, s_cells
 
         def record(seconds: float, nbytes: int) -> None:
+            # Histogram.observe: the sum, then the first bucket whose bound is >= value
+            # (the values are never NaN: a perf_counter difference and a byte count)
             count(1)
-            duration(seconds)
-            size(nbytes)
+            d_sum(seconds)
+            d_buckets[bisect_left(d_bounds, seconds)](1)
+            s_sum(nbytes)
+            s_buckets[bisect_left(s_bounds, nbytes)](1)
 
         return record
 
@@ -172,8 +185,11 @@ def _incrementer(metric: Any) -> Callable[[int], None]:
     return metric.inc  # type: ignore[no-any-return]
 
 
-def _observer(histogram: Any) -> Callable[[float], None]:
-    """``histogram.observe(v)``: the sum and the first bucket whose bound is >= v."""
+Cells = tuple[Callable[[float], None], list[float], list[Callable[[int], None]]]
+
+
+def _cells(histogram: Any) -> Cells | None:
+    """The sum cell, the bucket bounds and the bucket cells of a Histogram child."""
     bounds = getattr(histogram, "_upper_bounds", None)
     buckets = getattr(histogram, "_buckets", None)
     total = getattr(histogram, "_sum", None)
@@ -185,16 +201,8 @@ def _observer(histogram: Any) -> Callable[[float], None]:
         and bounds[-1] == float("inf")
         and all(callable(getattr(b, "inc", None)) for b in [total, *buckets])
     ):
-        return histogram.observe  # type: ignore[no-any-return]
-    add_sum = total.inc  # type: ignore[union-attr]
-    cells = [b.inc for b in buckets]
-
-    def observe(value: float) -> None:
-        add_sum(value)
-        if value == value:  # NaN falls in no bucket, as in observe()
-            cells[bisect_left(bounds, value)](1)
-
-    return observe
+        return None
+    return total.inc, bounds, [b.inc for b in buckets]  # type: ignore[union-attr]
 
 
 class ProcessMetrics:

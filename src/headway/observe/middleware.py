@@ -119,27 +119,25 @@ def _walk(routes: Any, scope: dict[str, Any], target: Any, prefix: str = "") -> 
 
 
 class _RequestIds:
-    """``uuid.uuid4().hex`` values, cut from one ``os.urandom`` read per 128 ids."""
+    """``uuid.uuid4().hex`` values, made 128 at a time from one ``os.urandom`` read."""
 
-    CHUNK = 16 * 128
+    BATCH = 128
     VARIANT = {f"{n:x}": "89ab"[n & 3] for n in range(16)}  # RFC 4122: 0b10xx
 
     def __init__(self) -> None:
-        self._hex = ""
-        self._at = 0
-        os.register_at_fork(after_in_child=self.reset)  # a forked worker draws its own
-
-    def reset(self) -> None:
-        self._hex, self._at = "", 0
+        self._ids: list[str] = []
+        os.register_at_fork(after_in_child=self._ids.clear)  # a forked worker draws its own
 
     def __call__(self) -> str:
-        at = self._at
-        if at >= len(self._hex):
-            self._hex, at = os.urandom(self.CHUNK).hex(), 0
-        self._at = at + 32
-        h = self._hex[at : at + 32]
-        # the version (4) and variant bits, as uuid.UUID(version=4) sets them
-        return f"{h[:12]}4{h[13:16]}{self.VARIANT[h[16]]}{h[17:]}"
+        ids = self._ids
+        if not ids:
+            raw, variant = os.urandom(16 * self.BATCH).hex(), self.VARIANT
+            # the version (4) and variant bits, as uuid.UUID(version=4) sets them
+            ids.extend(
+                f"{h[:12]}4{h[13:16]}{variant[h[16]]}{h[17:]}"
+                for h in (raw[i : i + 32] for i in range(0, len(raw), 32))
+            )
+        return ids.pop()
 
 
 new_request_id = _RequestIds()

@@ -36,6 +36,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 IdentifyFn = Callable[[Scope], Awaitable[Identity | None]]
 IDENTITY_STATE = "headway.ratelimit.identity"
+CACHE_MAX = 10_000
 DEFAULT_SCOPES: dict[str, tuple[ScopePart, ...]] = {
     "default": ("ip",),
     "auth": ("ip",),
@@ -90,6 +91,11 @@ class RateLimits(Capability):
         self._backend = backend
         self._checker: Checker | None = None
         self._running = False
+        # hot-path caches (bounded; the routing one is dropped when a rule or policy changes)
+        self._routing: dict[tuple[str, str], list[Policy]] = {}
+        self._routing_rules = 0
+        self._keys: dict[tuple[str, str, str | None], str] = {}
+        self._checks: dict[tuple[Algorithm, str, int, int, int, int], Check] = {}
         self._load_policies()
 
     # -- configuration ----------------------------------------------------------------
@@ -134,6 +140,7 @@ class RateLimits(Capability):
             fail_open=(name not in self.settings.fail_closed) if fail_open is None else fail_open,
         )
         self.policies[name] = policy
+        self._routing.clear()
         return policy
 
     def protect(self, prefix: str, *policies: str, methods: Iterable[str] | None = None) -> Rule:
@@ -142,6 +149,7 @@ class RateLimits(Capability):
             self.get_policy(name)
         rule = Rule(prefix, policies, frozenset(m.upper() for m in methods) if methods else None)
         self.rules.append(rule)
+        self._routing.clear()
         return rule
 
     def get_policy(self, policy: str | Policy) -> Policy:
@@ -155,6 +163,20 @@ class RateLimits(Capability):
             ) from None
 
     def policies_for(self, path: str, method: str) -> list[Policy]:
+        """The policies of the rules that apply (cached per path and method; the cache
+        is dropped when a rule or policy is added, or the rule list changes length)."""
+        if self._routing_rules != len(self.rules):
+            self._routing.clear()
+            self._routing_rules = len(self.rules)
+        found = self._routing.get((path, method))
+        if found is None:
+            found = self._policies_for(path, method)
+            if len(self._routing) >= CACHE_MAX:
+                self._routing.clear()
+            self._routing[(path, method)] = found
+        return list(found)
+
+    def _policies_for(self, path: str, method: str) -> list[Policy]:
         names: list[str] = []
         for rule in self.rules:
             if rule.applies(path, method):
@@ -228,7 +250,7 @@ class RateLimits(Capability):
         self, scope: Scope, policies: Sequence[Policy], cost: int | None = None
     ) -> Decision:
         """Check ``policies`` for the request ``scope`` (all must pass)."""
-        identity = await self.identity_of(scope)
+        identity = await self.identity_of(scope) if self.identify is not None else None
         subject = Subject(scope, identity, self.client_ip)
         tenant = identity.tenant if identity else None
         rates, checks = [], []
@@ -238,8 +260,17 @@ class RateLimits(Capability):
             key = subject.key(parts) or subject.ip
             ns = None if "tenant" in parts or "global" in parts else tenant
             rates.append(rate)
-            checks.append(self._check(p, rate, limit_key(p.name, key, ns), cost))
+            checks.append(self._check(p, rate, self._limit_key(p.name, key, ns), cost))
         return await self._decide(policies, rates, checks)
+
+    def _limit_key(self, policy: str, key: str, ns: str | None) -> str:
+        found = self._keys.get((policy, key, ns))
+        if found is None:
+            found = limit_key(policy, key, ns)
+            if len(self._keys) >= CACHE_MAX:
+                self._keys.clear()
+            self._keys[(policy, key, ns)] = found
+        return found
 
     async def identity_of(self, scope: Scope) -> Identity | None:
         """The caller's identity from the ``identify`` hook, resolved once per request."""
@@ -252,8 +283,15 @@ class RateLimits(Capability):
         return identity
 
     def _check(self, p: Policy, rate: Rate, key: str, cost: int | None) -> Check:
-        check = Check(p.algorithm, key, rate.limit, rate.period_ms, cost or p.cost, p.burst)
-        validate(check)
+        """The (immutable) check; made and validated once per distinct check."""
+        spec = (p.algorithm, key, rate.limit, rate.period_ms, cost or p.cost, p.burst)
+        check = self._checks.get(spec)
+        if check is None:
+            check = Check(*spec)
+            validate(check)
+            if len(self._checks) >= CACHE_MAX:
+                self._checks.clear()
+            self._checks[spec] = check
         return check
 
     async def _decide(

@@ -45,12 +45,30 @@ def tightest(results: Sequence[Result]) -> Result:
     return min(results, key=lambda r: (r.remaining, -r.reset))
 
 
+def _one(result: Result, ietf: bool, legacy: bool) -> RawHeaders:
+    """:func:`rate_limit_headers` of a single result (the common case), built directly."""
+    remaining, reset = result.remaining, result.reset
+    out: RawHeaders = []
+    if ietf:
+        out.append((b"ratelimit-policy", policy_field((result,))))
+        out.append((b"ratelimit", f'"{result.policy}";r={remaining};t={reset}'.encode()))
+    if legacy:
+        out.append((b"x-ratelimit-limit", b"%d" % result.limit))
+        out.append((b"x-ratelimit-remaining", b"%d" % remaining))
+        out.append((b"x-ratelimit-reset", b"%d" % reset))
+    if not result.allowed:
+        out.append((b"retry-after", b"%d" % result.retry_after))
+    return out
+
+
 def rate_limit_headers(
     results: Sequence[Result], ietf: bool = True, legacy: bool = True
 ) -> RawHeaders:
     """The raw header list for ``results`` (empty when there are none)."""
     if not results:
         return []
+    if len(results) == 1 and _ints(results[0]):
+        return _one(results[0], ietf, legacy)
     out: RawHeaders = []
     if ietf:
         out.append((b"ratelimit-policy", policy_field(results)))
@@ -64,6 +82,16 @@ def rate_limit_headers(
     if denied:
         out.append((b"retry-after", str(max(denied)).encode()))
     return out
+
+
+def _ints(r: Result) -> bool:
+    """Plain ints, which ``%d`` writes as ``str()`` does (not an int subclass)."""
+    return (
+        type(r.limit) is int
+        and type(r.remaining) is int
+        and type(r.reset) is int
+        and type(r.retry_after) is int
+    )
 
 
 def as_dict(headers: RawHeaders) -> dict[str, str]:

@@ -49,7 +49,10 @@ class RateLimitMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start" and state[RESULTS_STATE]:
                 headers = list(message.get("headers", ()))
-                if not any(k == b"ratelimit" or k == b"x-ratelimit-limit" for k, _ in headers):
+                for k, _ in headers:
+                    if k == b"ratelimit" or k == b"x-ratelimit-limit":
+                        break  # the app wrote its own
+                else:
                     headers += rate_limit_headers(
                         state[RESULTS_STATE], settings.headers, settings.legacy_headers
                     )
