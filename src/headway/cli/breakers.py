@@ -7,7 +7,6 @@ The CLI reads the shared state (``HEADWAY_RESILIENCE_URL`` / ``HEADWAY_REDIS_URL
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -17,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from headway.errors import HeadwayError
+from headway.cli.common import run_with
 
 breakers_app = typer.Typer(
     help="Circuit breakers: list, reset, force open, force close.", no_args_is_help=True
@@ -28,23 +27,7 @@ T = TypeVar("T")
 
 
 def _run(action: Callable[[Any], Awaitable[T]]) -> T:
-    from headway import Headway
-    from headway.web.errors import HTTPError
-
-    async def main() -> T:
-        hw = Headway()
-        breakers = hw.breakers
-        async with hw:
-            return await action(breakers)
-
-    try:
-        return asyncio.run(main())
-    except HTTPError as exc:  # unknown breaker
-        err.print(f"[red]error:[/] {escape(exc.message)}", highlight=False)
-        raise typer.Exit(2) from None
-    except HeadwayError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(2) from None
+    return run_with("breakers", action)
 
 
 def _show(rows: list[dict[str, Any]], as_json: bool) -> None:

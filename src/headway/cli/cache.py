@@ -5,7 +5,6 @@ Registered in ``headway.cli`` with ``app.add_typer(cache_app, name="cache")``.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import json
 from collections.abc import Awaitable, Callable
@@ -15,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from headway.errors import HeadwayError
+from headway.cli.common import run_with
 
 cache_app = typer.Typer(help="The two-level cache: stats, clear, warm.", no_args_is_help=True)
 out = Console()
@@ -25,19 +24,7 @@ T = TypeVar("T")
 
 def _run(action: Callable[[Any], Awaitable[T]]) -> T:
     """Build a hub from the environment, run ``action(cache)`` inside it."""
-    from headway import Headway
-
-    async def main() -> T:
-        hw = Headway()
-        cache = hw.cache
-        async with hw:
-            return await action(cache)
-
-    try:
-        return asyncio.run(main())
-    except HeadwayError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+    return run_with("cache", action)
 
 
 @cache_app.command("stats")

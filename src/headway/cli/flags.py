@@ -7,7 +7,6 @@ process within a second.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -18,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from headway.errors import HeadwayError
+from headway.cli.common import run_with
 
 flags_app = typer.Typer(help="Feature flags: list, set, rollout, eval.", no_args_is_help=True)
 out = Console()
@@ -33,23 +32,10 @@ def _usage(message: str) -> NoReturn:
 
 
 def _run(action: Callable[[Any], Awaitable[T]]) -> T:
-    from headway import Headway
-    from headway.web.errors import HTTPError
-
-    async def main() -> T:
-        hw = Headway()
-        flags = hw.flags
-        async with hw:
-            return await action(flags)
-
     try:
-        return asyncio.run(main())
-    except HTTPError as exc:
-        _usage(exc.message)
+        return run_with("flags", action)
     except ValidationError as exc:
         _usage(f"invalid flag definition: {exc.errors()[0]['msg']}")
-    except HeadwayError as exc:
-        _usage(str(exc))
 
 
 @flags_app.command("list")
