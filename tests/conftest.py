@@ -84,12 +84,12 @@ async def redis_url(redis_prefix: str) -> AsyncIterator[str]:
         await client.aclose()
 
 
-def _pg_exec(sql: str) -> None:
+def _pg_exec(sql: str, url: str = PG_BASE) -> None:
     """Run one statement on a short-lived connection, from any thread or event loop."""
     import asyncpg
 
     async def run() -> None:
-        conn = await asyncpg.connect(PG_BASE, timeout=5)
+        conn = await asyncpg.connect(url, timeout=5)
         try:
             await conn.execute(sql)
         finally:

@@ -104,14 +104,18 @@ async def test_index_advice_for_unindexed_filter(
     assert [s for s in again["suggestions"] if s["table"] == "orders"] == []
 
 
+# The replica is another database of the local server (``postgres``; the primary is ``test``).
+REPLICA_DB = PG_BASE.rsplit("/", 1)[0] + "/postgres"
+
+
 @pytest.fixture
 def replica_url(pg_url: str) -> Iterator[str]:
     schema = f"r_{uuid.uuid4().hex[:12]}"
-    _pg_exec(f'CREATE SCHEMA "{schema}"')
+    _pg_exec(f'CREATE SCHEMA "{schema}"', REPLICA_DB)
     try:
-        yield f"{PG_BASE}?schema={schema}"
+        yield f"{REPLICA_DB}?schema={schema}"
     finally:
-        _pg_exec(f'DROP SCHEMA "{schema}" CASCADE')
+        _pg_exec(f'DROP SCHEMA "{schema}" CASCADE', REPLICA_DB)
 
 
 async def _whoami(db: object) -> tuple[str, str]:
