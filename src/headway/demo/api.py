@@ -15,7 +15,7 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.strategy_options import _AbstractLoad
 from starlette.requests import Request
 
-from headway.demo.auth import CurrentPrincipal, Principal, Session
+from headway.demo.auth import CurrentPrincipal, Principal, ReadSession, Session
 from headway.demo.models import Agent, Post, PostStatus, Subscriber, Tag, Tenant, utcnow
 from headway.demo.schemas import (
     AGENT_FIELDS,
@@ -163,7 +163,7 @@ async def _get_post(
 async def list_posts(
     request: Request,
     principal: CurrentPrincipal,
-    session: Session,
+    session: ReadSession,
     limit: Limit = None,
     cursor: CursorQ = None,
     page: PageQ = None,
@@ -231,7 +231,7 @@ async def get_post(
     request: Request,
     post_id: Id,
     principal: CurrentPrincipal,
-    session: Session,
+    session: ReadSession,
     fields: FieldsQ = None,
     include: IncludeQ = None,
 ) -> dict[str, Any]:
@@ -346,7 +346,7 @@ async def _get_agent(
 async def list_agents(
     request: Request,
     principal: CurrentPrincipal,
-    session: Session,
+    session: ReadSession,
     limit: Limit = None,
     cursor: CursorQ = None,
     page: PageQ = None,
@@ -391,7 +391,7 @@ async def create_agent(
 async def get_agent(
     agent_id: Id,
     principal: CurrentPrincipal,
-    session: Session,
+    session: ReadSession,
     fields: FieldsQ = None,
     include: IncludeQ = None,
 ) -> dict[str, Any]:

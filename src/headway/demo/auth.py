@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
-from headway.demo.db import get_session
+from headway.demo.db import get_read_session, get_session
 from headway.demo.models import ApiKey
 from headway.observe import bind_request
 from headway.web import HTTPError
@@ -72,3 +72,4 @@ async def authenticate(
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
 Session = Annotated[AsyncSession, Depends(get_session)]
+ReadSession = Annotated[AsyncSession, Depends(get_read_session)]

@@ -10,6 +10,8 @@ from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import Request
 
+from headway.hub import from_request
+
 
 def alembic_config() -> Config:
     cfg = Config()
@@ -31,6 +33,13 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """FastAPI dependency for read-only routes: a replica when configured and healthy
+    (``HEADWAY_DB_REPLICA_URLS``, the ``use-read-replicas`` flag), else the primary."""
+    async with from_request(request).db.read_session() as session:
+        yield session
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
