@@ -192,7 +192,9 @@ def make_app() -> Any:
     if mode != "none":
         url, prefix = os.environ["BENCH_REDIS"], os.environ["BENCH_PREFIX"]
         hw = Headway(limits_url=url, pool_max=64)
-        settings = RateLimitSettings(key_prefix=prefix, mode=mode)  # type: ignore[arg-type]
+        mode, _, size = mode.partition(":")  # "lease:256": a lease size other than the default
+        extra = {"lease_size": int(size)} if size else {}
+        settings = RateLimitSettings(key_prefix=prefix, mode=mode, **extra)  # type: ignore[arg-type]
         limits = hw.add(RateLimits(hw, settings))
         limits.policy("bench", BIG, algorithm=Algorithm.FIXED_WINDOW, scope="ip")
         limits.protect("/", "bench")

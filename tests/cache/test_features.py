@@ -211,3 +211,38 @@ async def test_cancelled_leader_hands_over(make_cache: MakeCache) -> None:
     leader.cancel()
     assert await asyncio.gather(*waiters) == [2] * 10
     assert leader.cancelled() and calls == 2
+
+
+async def test_l1_hit_fast_path_matches_the_slow_path(make_cache: MakeCache) -> None:
+    """The hot path (memoized tenant prefix, per-key counts) answers and counts alike."""
+    cache = await make_cache("memory://", max_key_length=32, l1_ttl=600)
+    long_key = "user:" + "x" * 40  # stored under its digest: served by the slow path
+    digest = cache.keys.name(long_key)  # a key spelled like that digest is another key
+
+    async def never() -> object:
+        raise AssertionError("an L1 hit calls no loader")
+
+    await cache.set("user:1", "global", ttl=600)
+    await cache.set("user:1", "acme", ttl=600, tenant="acme")
+    await cache.set(long_key, "long", ttl=600)
+    for _ in range(3):
+        assert await cache.get("user:1") == "global"
+        assert await cache.get("user:1", tenant="acme") == "acme"
+        assert await cache.get("user:1", tenant="other") is None
+        assert await cache.get(long_key) == "long"
+        assert await cache.get(digest) is None
+        assert await cache.get_or_set("user:1", never, tenant="acme") == "acme"
+    stats = cache.stats()
+    assert stats["l1_hits"] == 12 and stats["namespaces"]["user"]["l1_hits"] == 12
+    assert stats["namespaces"]["user"]["misses"] == 3
+    assert stats["namespaces"]["-"]["misses"] == 3
+
+
+async def test_expired_l1_entry_is_dropped_and_read_from_l2(make_cache: MakeCache) -> None:
+    cache = await make_cache("memory://", l1_ttl=0.05)
+    await cache.set("user:1", 1, ttl=600)
+    assert await cache.get("user:1") == 1 and cache.stats()["l1_hits"] == 1
+    await asyncio.sleep(0.06)
+    assert await cache.get("user:1") == 1
+    stats = cache.stats()
+    assert stats["l1_hits"] == 1 and stats["l2_hits"] == 1 and len(cache.l1) == 1

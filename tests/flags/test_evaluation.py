@@ -113,3 +113,47 @@ async def test_stickiness_survives_restart(make_flags: MakeFlags, sqlite_url: st
     second = await make_flags(sqlite_url)  # a new process reading the same database
     after = [await second.is_enabled("mobile-app", user=i) for i in IDS[:2000]]
     assert before == after and 0 < sum(before) < 400
+
+
+def test_split_answers_are_memoized_per_id_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from headway.flags import evaluate
+
+    monkeypatch.setattr(evaluate, "MAX_STICKY", 100)
+    flag = CompiledFlag(FlagDefinition(key="vision-analysis", rollout=10))
+    for i in IDS[:1000]:
+        ev = flag.evaluate({"user": i})
+        assert ev.value is in_rollout("vision-analysis", i, 10) and ev.reason == "SPLIT"
+        assert flag.split(i) is ev  # an Evaluation is immutable: built once, shared
+    assert flag.split(42) is flag.split("42")  # ids are compared as text, as hashed
+    assert flag.evaluate({}).reason == "DEFAULT"  # no stickiness id
+
+
+async def test_is_enabled_agrees_with_evaluate_now(make_flags: MakeFlags) -> None:
+    """The precomputed answers (on/off, splits) equal the full evaluation, counts too."""
+    flags = await make_flags("memory://")
+    await flags.save({"key": "on"})
+    await flags.save({"key": "off", "enabled": False, "rollout": 50})
+    await flags.save({"key": "split", "rollout": 50})
+    await flags.save({"key": "by-tenant", "rollout": 50, "stickiness": "tenant"})
+    await flags.save({"key": "by-org", "rollout": 50, "stickiness": "org"})
+    await flags.save({"key": "ab", "variants": {"a": 1, "b": 2}, "weights": {"a": 50, "b": 50}})
+    await flags.save({"key": "beta", "allow": [{"attribute": "org", "values": ["o1"]}]})
+    await flags.save({"key": "on", "enabled": False}, tenant="t1")  # a tenant's override
+    cases: list[dict[str, object]] = [
+        {},
+        {"tenant": "t1"},
+        {"user": "u1"},
+        {"tenant": "t2", "user": "u2"},
+        {"context": {"org": "o1", "user": "u3"}},
+        {"context": {"org": "o2", "tenant": "t9"}, "user": "u4"},
+        {"context": {"user": "u5"}, "user": "u6"},  # the argument wins over the context
+    ]
+    keys = ["on", "off", "split", "by-tenant", "by-org", "ab", "beta", "missing"]
+    for case in cases:
+        for key in keys:
+            ev = flags.evaluate_now(key, **case)  # type: ignore[arg-type]
+            assert await flags.is_enabled(key, **case) is ev.enabled, (key, case)  # type: ignore[arg-type]
+    assert await flags.is_enabled("missing", default=True) is True
+    assert sum(flags.evaluations.values()) == 2 * len(cases) * len(keys) + 1
+    assert all(n % 2 == 0 for k, n in flags.evaluations.items() if k != ("missing", "ERROR"))
+    assert not await flags.is_enabled("on", tenant="t1") and await flags.is_enabled("on")

@@ -76,23 +76,29 @@ def encode(
     return head + tag_bytes + body
 
 
+_HEAD = HEADER.size
+
+
 def decode(raw: bytes) -> Decoded:
     """Parse L2 bytes; raise :class:`CorruptValue` for anything foreign or damaged."""
     if raw[:2] != MAGIC:
         return _counter(raw)
     try:
         _, flags, fresh, took, ntags = HEADER.unpack_from(raw)
-        start = HEADER.size
-        tags = tuple(orjson.loads(raw[start : start + ntags])) if ntags else ()
-        body = raw[start + ntags :]
-        if flags & COMPRESSED:
-            body = zlib.decompress(body)
-        value = orjson.loads(body)
+        if not (flags or ntags):  # the common case: no tags, not compressed
+            value = orjson.loads(raw[_HEAD:])
+            tags: tuple[str, ...] = ()
+        else:
+            tags = tuple(orjson.loads(raw[_HEAD : _HEAD + ntags])) if ntags else ()
+            body = raw[_HEAD + ntags :]
+            if flags & COMPRESSED:
+                body = zlib.decompress(body)
+            value = orjson.loads(body)
     except (struct.error, orjson.JSONDecodeError, zlib.error, TypeError) as exc:
         raise CorruptValue(str(exc)) from None
-    if math.isnan(fresh) or not all(isinstance(t, str) for t in tags):
+    if fresh != fresh or (tags and not all(isinstance(t, str) for t in tags)):  # NaN
         raise CorruptValue("bad header")
-    return Decoded(value, fresh, float(took), tags, len(raw))
+    return Decoded(value, fresh, took, tags, len(raw))
 
 
 def _counter(raw: bytes) -> Decoded:

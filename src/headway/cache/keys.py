@@ -48,13 +48,14 @@ def namespace_of(key: str) -> str:
 class KeyBuilder:
     """Builds the L2 keys of one cache (one prefix), memoizing the tenant spaces."""
 
-    __slots__ = ("_spaces", "channel", "max_len", "prefix")
+    __slots__ = ("_spaces", "channel", "entry_prefixes", "max_len", "prefix")
 
     def __init__(self, prefix: str, max_key_length: int) -> None:
         self.prefix = prefix
         self.max_len = max_key_length
         self.channel = f"{prefix}:c:inval"
         self._spaces: dict[Tenant, str] = {}
+        self.entry_prefixes: dict[Tenant, str] = {}
 
     def space(self, tenant: Tenant) -> str:
         space = self._spaces.get(tenant)
@@ -64,13 +65,24 @@ class KeyBuilder:
             space = self._spaces[tenant] = f"{self.prefix}:c:{{{tenant_token(tenant)}}}"
         return space
 
+    def entry_prefix(self, tenant: Tenant) -> str:
+        """``P:c:{<tenant>}:k:``: a short key's entry key is this plus the key."""
+        found = self.entry_prefixes.get(tenant)
+        if found is None:
+            if len(self.entry_prefixes) > 100_000:
+                self.entry_prefixes.clear()
+            found = self.entry_prefixes[tenant] = self.space(tenant) + ":k:"
+        return found
+
     def name(self, key: str) -> str:
         if len(key) <= self.max_len:
             return key
         return "#" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
     def entry(self, key: str, tenant: Tenant = None) -> str:
-        return f"{self.space(tenant)}:k:{self.name(key)}"
+        if len(key) <= self.max_len:
+            return self.entry_prefix(tenant) + key
+        return self.entry_prefix(tenant) + self.name(key)
 
     def tag(self, tag: str, tenant: Tenant = None) -> str:
         return f"{self.space(tenant)}:t:{self.name(tag)}"

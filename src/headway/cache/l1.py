@@ -45,23 +45,25 @@ class L1:
         self.enabled = max_entries > 0 and max_bytes > 0 and ttl > 0
         self.bytes = 0
         self.evictions = 0
-        self._data: OrderedDict[str, _Item] = OrderedDict()
+        # public for the cache's hit fast path (``Cache.get``); everything else goes
+        # through the methods below
+        self.data: OrderedDict[str, _Item] = OrderedDict()
         self._by_tag: dict[str, set[str]] = {}
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self.data)
 
     def __contains__(self, key: str) -> bool:
         return self.get(key) is not MISSING
 
     def get(self, key: str) -> Any:
-        item = self._data.get(key)
+        item = self.data.get(key)
         if item is None:
             return MISSING
         if item.expires <= time.monotonic():
             self._drop(key)
             return MISSING
-        self._data.move_to_end(key)
+        self.data.move_to_end(key)
         return item.value
 
     def put(self, key: str, value: Any, size: int, ttl: float, tags: tuple[str, ...]) -> None:
@@ -69,16 +71,16 @@ class L1:
         if not self.enabled or size > self.max_bytes or ttl <= 0:
             return
         self._drop(key)
-        self._data[key] = _Item(value, time.monotonic() + min(ttl, self.ttl), size, tags)
+        self.data[key] = _Item(value, time.monotonic() + min(ttl, self.ttl), size, tags)
         self.bytes += size
         for tag in tags:
             self._by_tag.setdefault(tag, set()).add(key)
-        while len(self._data) > self.max_entries or self.bytes > self.max_bytes:
-            self._drop(next(iter(self._data)))
+        while len(self.data) > self.max_entries or self.bytes > self.max_bytes:
+            self._drop(next(iter(self.data)))
             self.evictions += 1
 
     def _drop(self, key: str) -> bool:
-        item = self._data.pop(key, None)
+        item = self.data.pop(key, None)
         if item is None:
             return False
         self.bytes -= item.size
@@ -98,14 +100,14 @@ class L1:
         return self.pop(keys)
 
     def pop_prefix(self, prefix: str) -> int:
-        return self.pop([key for key in self._data if key.startswith(prefix)])
+        return self.pop([key for key in self.data if key.startswith(prefix)])
 
     def pop_matching(self, pattern: str) -> int:
         """Drop keys matching a Redis-style glob over full keys."""
         match = glob_regex(pattern).fullmatch
-        return self.pop([key for key in self._data if match(key)])
+        return self.pop([key for key in self.data if match(key)])
 
     def clear(self) -> None:
-        self._data.clear()
+        self.data.clear()
         self._by_tag.clear()
         self.bytes = 0

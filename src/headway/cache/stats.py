@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from headway.cache.keys import namespace_of
+
 
 @dataclass(slots=True)
 class Counts:
@@ -43,6 +45,17 @@ class Stats:
     invalidations_received: int = 0
     # set by the metrics (headway.observe): called with (namespace, seconds) per load
     on_load: Callable[[str, float], None] | None = field(default=None, repr=False)
+    # key -> the Counts of its namespace (bounded), so that a hit needs no partition
+    by_key: dict[str, Counts] = field(default_factory=dict, repr=False)
+
+    def of_key(self, key: str) -> Counts:
+        """The :class:`Counts` that a read of ``key`` adds to (memoized per key)."""
+        counts = self.by_key.get(key)
+        if counts is None:
+            if len(self.by_key) >= 10_000:
+                self.by_key.clear()
+            counts = self.by_key[key] = self.ns(namespace_of(key))
+        return counts
 
     def ns(self, name: str) -> Counts:
         counts = self.namespaces.get(name)

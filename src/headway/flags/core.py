@@ -61,7 +61,9 @@ class Flags(Capability):
         if self.feed is not None:
             self.feed.channel = f"{self.settings.prefix}:flags:changed"
         self.version = -1
-        self.snapshot: Snapshot = {}
+        self._snapshot: Snapshot = {}
+        self._global: dict[str, CompiledFlag] = {}  # the snapshot's flags of tenant ""
+        self._tenanted = False  # whether any flag is defined for one tenant
         self.listening = False
         self.last_error = ""
         self._defaults: list[FlagDefinition] = []
@@ -110,6 +112,17 @@ class Flags(Capability):
         await self.store.close()
 
     # -- keeping the snapshot current -----------------------------------------------------
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """Compiled flags by ``(tenant, key)``; tenant ``""`` is every tenant's."""
+        return self._snapshot
+
+    @snapshot.setter
+    def snapshot(self, value: Snapshot) -> None:
+        self._global = {key: flag for (tenant, key), flag in value.items() if not tenant}
+        self._tenanted = len(self._global) < len(value)
+        self._snapshot = value
 
     async def reload(self, known: int | None = None) -> None:
         """Read every flag again when the store's version is newer than the snapshot's."""
@@ -170,12 +183,11 @@ class Flags(Capability):
     # -- evaluation (no I/O) --------------------------------------------------------------
 
     def find(self, key: str, tenant: str | None = None) -> CompiledFlag | None:
-        snap = self.snapshot
-        if tenant:
-            own = snap.get((tenant, key))
+        if tenant and self._tenanted:
+            own = self._snapshot.get((tenant, key))
             if own is not None:
                 return own
-        return snap.get(("", key))
+        return self._global.get(key)
 
     def evaluate_now(
         self,
@@ -190,19 +202,40 @@ class Flags(Capability):
         flag = self.find(key, tenant)
         if flag is None:
             ev = not_found(key, default)
+            counted = (key, ERROR)
         else:
-            ctx: dict[str, Any] = dict(context) if context else {}
-            if tenant is not None:
-                ctx["tenant"] = tenant
-            if user is not None:
-                ctx["user"] = user
-            ev = flag.evaluate(ctx)
-        counted = (key, ev.reason)
+            ev = _evaluate(flag, tenant, user, context)
+            counted = flag.counted[ev.reason]
         try:
             self.evaluations[counted] += 1
         except KeyError:
             self._count_new(counted)
         return ev
+
+    def _enabled(
+        self,
+        key: str,
+        tenant: str | None,
+        user: str | None,
+        context: Mapping[str, Any] | None,
+        default: bool,
+    ) -> bool:
+        """``is_enabled`` without the await (positional: it is the hot path)."""
+        flag = self.find(key, tenant)
+        if flag is None:
+            counted = (key, ERROR)  # counted as evaluate_now counts it
+            try:
+                self.evaluations[counted] += 1
+            except KeyError:
+                self._count_new(counted)
+            return default
+        ev = _evaluate(flag, tenant, user, context)
+        counted = flag.counted[ev.reason]
+        try:
+            self.evaluations[counted] += 1
+        except KeyError:
+            self._count_new(counted)
+        return ev.enabled
 
     def _count_new(self, counted: tuple[str, str]) -> None:
         """The first evaluation of a (flag, reason): beyond MAX_FLAGS keys, "other"."""
@@ -226,23 +259,8 @@ class Flags(Capability):
         context: Mapping[str, Any] | None = None,
         default: bool = False,
     ) -> bool:
-        flag = self.find(key, tenant)
-        if flag is None:
-            counted = (key, ERROR)  # counted as evaluate_now counts it
-            try:
-                self.evaluations[counted] += 1
-            except KeyError:
-                self._count_new(counted)
-            return default
-        if flag.simple and flag.definition.rollout is None and not flag.weights:
-            ev = flag.evaluate({})  # no context needed
-            counted = (key, ev.reason)
-            try:
-                self.evaluations[counted] += 1
-            except KeyError:
-                self._count_new(counted)
-            return ev.enabled
-        return self.evaluate_now(key, tenant=tenant, user=user, context=context).enabled
+        """Whether the flag is on for this context (``default`` for an unknown flag)."""
+        return self._enabled(key, tenant, user, context, default)
 
     async def variant(
         self,
@@ -355,6 +373,27 @@ class Flags(Capability):
         detail = {"snapshot": self.version, "flags": len(self.snapshot), "snapshot_age": age}
         ready = await probe(version, critical=False, detail=detail)
         return Readiness(ready.ok, {**ready.detail, **found}, critical=False)
+
+
+def _evaluate(
+    flag: CompiledFlag, tenant: str | None, user: str | None, context: Mapping[str, Any] | None
+) -> Evaluation:
+    """``flag.evaluate`` on the context plus ``tenant`` and ``user`` (which win)."""
+    if flag.fixed is not None:
+        return flag.fixed
+    if flag.simple:  # a split: only the stickiness attribute matters
+        attribute = flag.definition.stickiness
+        if attribute == "user" and user is not None:
+            return flag.split(user)
+        if attribute == "tenant" and tenant is not None:
+            return flag.split(tenant)
+        return flag.split(context.get(attribute) if context else None)
+    ctx: dict[str, Any] = dict(context) if context else {}
+    if tenant is not None:
+        ctx["tenant"] = tenant
+    if user is not None:
+        ctx["user"] = user
+    return flag.evaluate(ctx)
 
 
 def _definition(value: FlagDefinition | Mapping[str, Any]) -> FlagDefinition:

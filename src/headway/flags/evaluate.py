@@ -91,8 +91,21 @@ def _numeric(op: str, bound: float) -> Test:
     return test
 
 
+MAX_STICKY = 10_000  # split answers memoized per flag (cleared when full)
+
+
 class CompiledFlag:
-    __slots__ = ("allow", "block", "definition", "key", "rules", "simple", "weights")
+    """A definition prepared for evaluation; its answers are built once and shared.
+
+    An :class:`Evaluation` is immutable, so each (variant, reason) answer is created once.
+    ``fixed`` is the answer when no context can change it (disabled, or no targeting and
+    no split); a split's answer is memoized per stickiness id (one murmur3 hash per id).
+    """
+
+    __slots__ = (
+        "_answers", "_splits", "allow", "block", "counted", "definition", "fixed", "key",
+        "rules", "simple", "splits", "weights",
+    )  # fmt: skip
 
     def __init__(self, definition: FlagDefinition) -> None:
         self.definition = d = definition
@@ -102,29 +115,55 @@ class CompiledFlag:
         self.rules = [([(c.attribute, _test(c)) for c in r.conditions], r.variant) for r in d.rules]
         self.weights = [(n, w) for n, w in (d.weights or {}).items() if w > 0]
         self.simple = not (self.block or self.allow or self.rules)
+        self.splits = bool(self.weights) or d.rollout is not None
+        self._answers: dict[tuple[str, str], Evaluation] = {}
+        self._splits: dict[str, Evaluation] = {}
+        # the metrics' keys of this flag's evaluations, per reason (no tuple per call)
+        self.counted = {r: (d.key, r) for r in (TARGETING_MATCH, SPLIT, DEFAULT, DISABLED)}
+        self.fixed: Evaluation | None = None
+        if not d.enabled:
+            self.fixed = self._answer(d.off_variant or "", DISABLED)
+        elif self.simple and not self.splits:
+            self.fixed = self._answer(d.default_variant or "", DEFAULT)
 
     def _answer(self, variant: str, reason: str) -> Evaluation:
-        d = self.definition
-        on = variant != d.off_variant
-        return Evaluation(self.key, d.variants[variant], variant, reason, None, None, on)
+        found = self._answers.get((variant, reason))
+        if found is None:
+            d = self.definition
+            on = variant != d.off_variant
+            found = Evaluation(self.key, d.variants[variant], variant, reason, None, None, on)
+            self._answers[(variant, reason)] = found
+        return found
 
     def evaluate(self, ctx: Mapping[str, Any]) -> Evaluation:
-        d = self.definition
-        if not d.enabled:
-            return self._answer(d.off_variant or "", DISABLED)
+        if self.fixed is not None:
+            return self.fixed
         if not self.simple:
             found = self._targeted(ctx)
             if found is not None:
                 return found
-        if self.weights or d.rollout is not None:
-            sticky = ctx.get(d.stickiness)
-            if sticky is None:
-                return self._answer(d.default_variant or "", DEFAULT)
-            if self.weights:
-                return self._answer(pick_variant(self.key, str(sticky), self.weights), SPLIT)
-            hit = in_rollout(self.key, str(sticky), d.rollout or 0.0)
-            return self._answer((d.rollout_variant if hit else d.off_variant) or "", SPLIT)
-        return self._answer(d.default_variant or "", DEFAULT)
+        if self.splits:
+            return self.split(ctx.get(self.definition.stickiness))
+        return self._answer(self.definition.default_variant or "", DEFAULT)
+
+    def split(self, sticky: Any) -> Evaluation:
+        """The weights' or rollout's answer for a stickiness value (None: the default)."""
+        if sticky is None:
+            return self._answer(self.definition.default_variant or "", DEFAULT)
+        ident = sticky if type(sticky) is str else str(sticky)
+        found = self._splits.get(ident)
+        if found is None:
+            if len(self._splits) >= MAX_STICKY:
+                self._splits.clear()
+            found = self._splits[ident] = self._bucket(ident)
+        return found
+
+    def _bucket(self, ident: str) -> Evaluation:
+        d = self.definition
+        if self.weights:
+            return self._answer(pick_variant(self.key, ident, self.weights), SPLIT)
+        hit = in_rollout(self.key, ident, d.rollout or 0.0)
+        return self._answer((d.rollout_variant if hit else d.off_variant) or "", SPLIT)
 
     def _targeted(self, ctx: Mapping[str, Any]) -> Evaluation | None:
         d = self.definition

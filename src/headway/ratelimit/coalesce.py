@@ -7,16 +7,23 @@ on Redis). While ``max_inflight`` batches
 are on the wire, further checks wait and leave together when one comes back, so the
 batch size grows with the load and the number of round trips does not. Each check stays
 atomic on its own key: coalescing changes how checks travel, not what they count.
+
+Identical fixed-window checks of one batch (the same key, as when one client sends many
+requests at once) travel as one check of their summed cost: if it passes, each caller
+gets the answer it would have had in turn (``remaining`` counting down); if it does
+not, they are sent again one by one, so that exactly the ones that fit pass.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 
-from headway.ratelimit.base import Check, LimitBackend, Outcome
+from headway.ratelimit.base import Algorithm, Check, LimitBackend, Outcome
 
 Pending = tuple[Check, "asyncio.Future[Outcome]"]
+Group = tuple[Check, list["asyncio.Future[Outcome]"]]
 
 
 class Coalescer:
@@ -77,15 +84,22 @@ class Coalescer:
         self.batches += 1
         self.checks += len(batch)
         try:
-            outcomes = await self.backend.hit([check for check, _ in batch])
+            groups = _group(batch)
+            outcomes = await self.backend.hit([_summed(c, len(fs)) for c, fs in groups])
+            again: list[Pending] = []
+            for (check, futures), outcome in zip(groups, outcomes, strict=True):
+                if len(futures) == 1 or outcome.allowed:
+                    _answer(futures, outcome, check.cost)
+                else:  # the sum did not fit: find out which of them do
+                    again.extend((check, f) for f in futures)
+            if again:
+                outcomes = await self.backend.hit([check for check, _ in again])
+                for (_, future), outcome in zip(again, outcomes, strict=True):
+                    _answer([future], outcome, 0)
         except Exception as exc:
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
-        else:
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if not future.done():
-                    future.set_result(outcome)
         finally:
             self._inflight -= 1
             self._schedule(loop)
@@ -94,6 +108,40 @@ class Coalescer:
         """Wait for the batches on the wire (on shutdown)."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _group(batch: list[Pending]) -> list[Group]:
+    """The batch as checks to send, each with its callers' futures, in order: equal
+    fixed-window checks merge (up to the key's capacity), others travel alone."""
+    groups: list[Group] = []
+    index: dict[Check, Group] = {}
+    for check, future in batch:
+        if check.algorithm is Algorithm.FIXED_WINDOW:
+            group = index.get(check)
+            if group is not None and (len(group[1]) + 1) * check.cost <= check.capacity:
+                group[1].append(future)
+                continue
+            group = index[check] = (check, [future])
+        else:
+            group = (check, [future])
+        groups.append(group)
+    return groups
+
+
+def _summed(check: Check, n: int) -> Check:
+    return check if n == 1 else replace(check, cost=check.cost * n)
+
+
+def _answer(futures: list[asyncio.Future[Outcome]], outcome: Outcome, cost: int) -> None:
+    """Each future its share of a summed check's answer: what the checks, sent one by one
+    in this order, would have answered (the later ones had fewer units left)."""
+    last, first = len(futures) - 1, outcome
+    for i, future in enumerate(futures):
+        if not future.done():
+            left = first.remaining + (last - i) * cost
+            if left != first.remaining:
+                outcome = Outcome(first.allowed, left, first.reset_ms, first.retry_after_ms)
+            future.set_result(outcome)
 
 
 __all__ = ["Coalescer"]

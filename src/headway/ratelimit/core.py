@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -58,6 +59,23 @@ class Rule:
         return path.startswith(self.prefix) and (self.methods is None or method in self.methods)
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A request's one check, made once per policy and client address."""
+
+    check: Check
+    checks: tuple[Check]
+    policy: Policy
+    policies: tuple[Policy]
+    limit: int
+    window: int
+
+
+_UNKNOWN: Any = object()
+# scope parts that, for a caller without identity, make the key from the address alone
+_ADDRESS_ONLY = frozenset({"ip", "global", "tenant", "user"})
+
+
 class _Direct:
     def __init__(self, backend: LimitBackend) -> None:
         self.backend = backend
@@ -96,6 +114,9 @@ class RateLimits(Capability):
         self._routing_rules = 0
         self._keys: dict[tuple[str, str, str | None], str] = {}
         self._checks: dict[tuple[Algorithm, str, int, int, int, int], Check] = {}
+        # (policy, client ip) -> the request's check when it depends on nothing else
+        self._plans: dict[tuple[str, str], Plan | None] = {}
+        self._lease: LeaseCache | None = None  # the checker, in lease mode
         self._load_policies()
 
     # -- configuration ----------------------------------------------------------------
@@ -141,6 +162,7 @@ class RateLimits(Capability):
         )
         self.policies[name] = policy
         self._routing.clear()
+        self._plans.clear()
         return policy
 
     def protect(self, prefix: str, *policies: str, methods: Iterable[str] | None = None) -> Rule:
@@ -165,6 +187,10 @@ class RateLimits(Capability):
     def policies_for(self, path: str, method: str) -> list[Policy]:
         """The policies of the rules that apply (cached per path and method; the cache
         is dropped when a rule or policy is added, or the rule list changes length)."""
+        return list(self.routed(path, method))
+
+    def routed(self, path: str, method: str) -> list[Policy]:
+        """:meth:`policies_for` without the copy: the cached list, not to be changed."""
         if self._routing_rules != len(self.rules):
             self._routing.clear()
             self._routing_rules = len(self.rules)
@@ -174,7 +200,7 @@ class RateLimits(Capability):
             if len(self._routing) >= CACHE_MAX:
                 self._routing.clear()
             self._routing[(path, method)] = found
-        return list(found)
+        return found
 
     def _policies_for(self, path: str, method: str) -> list[Policy]:
         names: list[str] = []
@@ -200,9 +226,10 @@ class RateLimits(Capability):
             inner: Checker = (
                 _Direct(self.backend) if s.mode == "direct" else Coalescer(self.backend)
             )
-            self._checker = (
-                LeaseCache(inner, s.lease_size, s.lease_ttl) if s.mode == "lease" else inner
-            )
+            if s.mode == "lease":
+                self._checker = self._lease = LeaseCache(inner, s.lease_size, s.lease_ttl)
+            else:
+                self._checker = inner
         return self._checker
 
     async def start(self) -> None:
@@ -218,8 +245,11 @@ class RateLimits(Capability):
         self._running = False
         if self.exported is not None:
             await self.exported.totals.stop()
-        if isinstance(self._checker, Coalescer):
-            await self._checker.drain()
+        if self._lease is not None:
+            await self._lease.drain()
+        for checker in (self._checker, getattr(self._checker, "inner", None)):
+            if isinstance(checker, Coalescer):
+                await checker.drain()
         if self._backend is not None:
             await self._backend.close()
 
@@ -262,6 +292,61 @@ class RateLimits(Capability):
             rates.append(rate)
             checks.append(self._check(p, rate, self._limit_key(p.name, key, ns), cost))
         return await self._decide(policies, rates, checks)
+
+    # -- the middleware's hot path: one policy, a caller without identity -------------
+
+    def plan_for(self, scope: Scope, policies: Sequence[Policy]) -> Plan | None:
+        """The request's check when it is one policy's and its key depends on the client
+        address alone (cached per policy and address); else None, and
+        :meth:`check_request` answers."""
+        if len(policies) != 1 or self.identify is not None or not self.settings.enabled:
+            return None
+        policy = policies[0]
+        client = scope.get("client")
+        ip = self.client_ip.resolve(client[0] if client else None, scope["headers"])
+        plan = self._plans.get((policy.name, ip), _UNKNOWN)
+        if plan is _UNKNOWN:
+            plan = self._plan(scope, policy, ip)
+        return plan  # type: ignore[no-any-return]
+
+    def take_local(self, plan: Plan) -> Result | None:
+        """Lease mode: the plan's check served from the local share (no await, no round
+        trip), or None when the share does not hold the units."""
+        lease = self._lease
+        if lease is None:
+            return None
+        now = lease.clock()
+        share = lease.take(plan.check, now)
+        if share is None:
+            return None
+        self.metrics.add(plan.policy.name, "allowed")
+        reset = max(0, math.ceil(share.reset_ms(now) / 1000))
+        return Result(plan.policy.name, plan.limit, plan.window, share.left(), reset, 0, True)
+
+    async def check_plan(self, plan: Plan) -> Result | Decision:
+        """:meth:`check_request` of a planned request: its Result when allowed, else the
+        Decision (denied, or the backend unavailable)."""
+        try:
+            outcome = (await self.checker.run(plan.checks))[0]
+        except BackendUnavailableError as exc:
+            return self._unavailable(plan.policies, exc)
+        result = Result.of(plan.policy.name, plan.limit, plan.window, outcome)
+        self._record(plan.policy, plan.check, result)
+        return result if result.allowed else Decision([result])
+
+    def _plan(self, scope: Scope, policy: Policy, ip: str) -> Plan | None:
+        parts = policy.scope_for(None)
+        plan = None
+        if all(isinstance(p, str) and p in _ADDRESS_ONLY for p in parts):
+            rate = policy.rate_for(None)
+            subject = Subject(scope, None, self.client_ip)
+            key = self._limit_key(policy.name, subject.key(parts) or subject.ip, None)
+            check = self._check(policy, rate, key, None)
+            plan = Plan(check, (check,), policy, (policy,), rate.limit, rate.period)
+        if len(self._plans) >= CACHE_MAX:
+            self._plans.clear()
+        self._plans[(policy.name, ip)] = plan
+        return plan
 
     def _limit_key(self, policy: str, key: str, ns: str | None) -> str:
         found = self._keys.get((policy, key, ns))

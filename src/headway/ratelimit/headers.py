@@ -45,15 +45,36 @@ def tightest(results: Sequence[Result]) -> Result:
     return min(results, key=lambda r: (r.remaining, -r.reset))
 
 
+# policy -> (limit, window, RateLimit-Policy value, b'"policy";r=', limit as bytes)
+_one_cache: dict[str, tuple[int, int, bytes, bytes, bytes]] = {}
+
+
+def _parts(result: Result) -> tuple[int, int, bytes, bytes, bytes]:
+    """The bytes of a single result's headers that only change with its policy."""
+    found = _one_cache.get(result.policy)
+    if found is None or found[0] != result.limit or found[1] != result.window:
+        if len(_one_cache) > 1024:
+            _one_cache.clear()
+        found = _one_cache[result.policy] = (
+            result.limit,
+            result.window,
+            policy_field((result,)),
+            f'"{result.policy}";r='.encode(),
+            b"%d" % result.limit,
+        )
+    return found
+
+
 def _one(result: Result, ietf: bool, legacy: bool) -> RawHeaders:
     """:func:`rate_limit_headers` of a single result (the common case), built directly."""
     remaining, reset = result.remaining, result.reset
+    parts = _parts(result)
     out: RawHeaders = []
     if ietf:
-        out.append((b"ratelimit-policy", policy_field((result,))))
-        out.append((b"ratelimit", f'"{result.policy}";r={remaining};t={reset}'.encode()))
+        out.append((b"ratelimit-policy", parts[2]))
+        out.append((b"ratelimit", b"%b%d;t=%d" % (parts[3], remaining, reset)))
     if legacy:
-        out.append((b"x-ratelimit-limit", b"%d" % result.limit))
+        out.append((b"x-ratelimit-limit", parts[4]))
         out.append((b"x-ratelimit-remaining", b"%d" % remaining))
         out.append((b"x-ratelimit-reset", b"%d" % reset))
     if not result.allowed:

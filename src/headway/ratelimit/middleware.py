@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from headway.ratelimit.decision import Decision, RateLimitExceeded, RateLimitUnavailable
+from headway.ratelimit.decision import (
+    Decision,
+    RateLimitExceeded,
+    RateLimitUnavailable,
+    Result,
+)
 from headway.ratelimit.headers import RawHeaders, rate_limit_headers
 from headway.web.errors import HTTPError, error_body
 
@@ -33,30 +38,39 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or not self.limits.rules:
             await self.app(scope, receive, send)
             return
-        policies = self.limits.policies_for(scope["path"], scope["method"])
+        policies = self.limits.routed(scope["path"], scope["method"])
         if not policies:
             await self.app(scope, receive, send)
             return
-        decision = await self.limits.check_request(scope, policies)
-        if not decision.allowed:
-            await send_error(send, self.error_for(decision))
+        limits = self.limits
+        plan = limits.plan_for(scope, policies)
+        if plan is not None:  # the hot path
+            answer = limits.take_local(plan) or await limits.check_plan(plan)
+        else:
+            answer = await limits.check_request(scope, policies)
+        if isinstance(answer, Result):
+            results = [answer]
+        elif answer.allowed:
+            results = list(answer.results)
+        else:
+            await send_error(send, self.error_for(answer))
             return
-        state = scope.setdefault("state", {})
-        state[RESULTS_STATE] = list(decision.results)
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        state[RESULTS_STATE] = results
         state[MIDDLEWARE_STATE] = True
         settings = self.limits.settings
 
         async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start" and state[RESULTS_STATE]:
-                headers = list(message.get("headers", ()))
+            if message["type"] == "http.response.start" and (found := state[RESULTS_STATE]):
+                headers = message.get("headers", ())
                 for k, _ in headers:
                     if k == b"ratelimit" or k == b"x-ratelimit-limit":
                         break  # the app wrote its own
                 else:
-                    headers += rate_limit_headers(
-                        state[RESULTS_STATE], settings.headers, settings.legacy_headers
-                    )
-                    message = {**message, "headers": headers}
+                    ours = rate_limit_headers(found, settings.headers, settings.legacy_headers)
+                    message = {**message, "headers": [*headers, *ours]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
