@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from redis.asyncio import Redis
+if TYPE_CHECKING:  # only the redis backends call this: the extra is installed then
+    from redis.asyncio import Redis
 
 
 async def listen(
