@@ -220,15 +220,17 @@ class Cache(Capability):
             full = (keys.entry_prefixes.get(tenant) or keys.entry_prefix(tenant)) + key
             data = self.l1.data
             item = data.get(full)
-            if item is not None and item.expires > monotonic():
-                data.move_to_end(full)
-                counters = self.counters
-                counts = counters.by_key.get(key) or counters.of_key(key)
-                counters.total.l1_hits += 1
-                counts.l1_hits += 1
-                return item.value if model is None else _adapt(model, item.value)
-        full = self.keys.entry(key, tenant)
-        if self.l1.data:  # a digest key, or an expired entry (dropped here)
+            if item is not None:
+                if item.expires > monotonic():
+                    data.move_to_end(full)
+                    counters = self.counters
+                    counts = counters.by_key.get(key) or counters.of_key(key)
+                    counters.total.l1_hits += 1
+                    counts.l1_hits += 1
+                    return item.value if model is None else _adapt(model, item.value)
+                self.l1.pop((full,))  # expired
+        else:  # stored under its digest
+            full = keys.entry(key, tenant)
             value = self.l1.get(full)
             if value is not MISSING:
                 self.counters.l1_hit(namespace_of(key))
@@ -240,7 +242,7 @@ class Cache(Capability):
             return default
         counters = self.counters
         counters.total.l2_hits += 1
-        counters.of_key(key).l2_hits += 1
+        (counters.by_key.get(key) or counters.of_key(key)).l2_hits += 1
         if self.l1.enabled:
             self.l1.put(full, entry.value, entry.size, entry.fresh_until - now, entry.tags)
         return entry.value if model is None else _adapt(model, entry.value)

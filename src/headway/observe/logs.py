@@ -177,6 +177,10 @@ class AccessEntry(NamedTuple):
     def message(self) -> str:
         return f"{self.method} {self.path} {self.status:d} {self.ms:.1f}ms"
 
+    def message_head(self) -> str:
+        """The message up to its status (``"GET /items/5 "``): the rest holds digits."""
+        return f"{self.method} {self.path} "
+
     def extra(self) -> dict[str, Any]:
         return {"status": self.status, "duration_ms": round(self.ms, 2), "bytes": self.size}
 
@@ -217,7 +221,20 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-_ROUTES: dict[str, str] = {}  # route template -> its JSON string
+# route template -> (its JSON string, whether it holds no trigger); the same for the
+# start of an access line's message, "METHOD path " (by method and path)
+_ROUTES: dict[Any, tuple[str, bool]] = {}
+_MESSAGES: dict[Any, tuple[str, bool]] = {}
+
+
+def _json_part(cache: dict[Any, tuple[str, bool]], key: Any, text: str) -> tuple[str, bool]:
+    found = cache.get(key)
+    if found is None:
+        value = _json(text)
+        found = (value, _ANY_TRIGGER.search(value.lower()) is None)
+        if len(cache) < 4096:
+            cache[key] = found
+    return found
 
 
 def _access_head(entry: AccessEntry) -> tuple[str, bool]:
@@ -274,20 +291,21 @@ class JsonFormatter(logging.Formatter):
         if head is None:
             head = self._heads[(entry.levelno, entry.logger)] = _access_head(entry)
         level, clean = head
-        route = _ROUTES.get(entry.route)
-        if route is None:
-            route = _json(entry.route)
-            if len(_ROUTES) < 4096:
-                _ROUTES[entry.route] = route
-        msg, rid = _json(entry.message()), _json(ctx.request_id)
+        route, route_clean = _json_part(_ROUTES, entry.route, entry.route)
+        # the message's JSON up to its status: the rest (digits, "ms") holds no trigger
+        msg, msg_clean = _json_part(_MESSAGES, (entry.method, entry.path), entry.message_head())
+        rid = _json(ctx.request_id)
         line = (
-            f'{{"ts":"{self._ts(entry.created, _msecs(entry.created))}",{level},"msg":{msg},'
-            f'"request_id":{rid},"route":{route},"status":{entry.status},'
+            f'{{"ts":"{self._ts(entry.created, _msecs(entry.created))}",{level},'
+            f'"msg":{msg[:-1]}{entry.status:d} {entry.ms:.1f}ms","request_id":{rid},'
+            f'"route":{route},"status":{entry.status},'
             f'"duration_ms":{_json(round(entry.ms, 2))},"bytes":{entry.size}}}'
         )
         # the keys, level, logger and numbers hold no trigger (checked in _access_head):
         # the strings do, if anything; quotes keep them apart
-        return self.redact(line, f"{msg}{rid}{route}" if clean else None)
+        if not clean:
+            return self.redact(line)
+        return self.redact(line, rid if msg_clean and route_clean else f"{msg}{rid}{route}")
 
     def _format_access_dict(self, entry: AccessEntry) -> str:
         data: dict[str, Any] = {
