@@ -26,4 +26,5 @@ BUILTIN_CAPABILITIES: dict[str, str] = {
     "flags": "headway.flags:Flags",
     "observe": "headway.observe:Observe",
     "db": "headway.db:Database",
+    "storage": "headway.storage:Storage",
 }

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from headway.observe import Observe
     from headway.ratelimit import RateLimits
     from headway.resilience import Breakers
+    from headway.storage import Storage
 
 C = TypeVar("C", bound=Capability)
 
@@ -56,6 +57,7 @@ class Headway:
         flags: Flags
         observe: Observe
         db: Database
+        storage: Storage
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
         if settings is not None and overrides:
