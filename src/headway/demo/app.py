@@ -17,6 +17,7 @@ from headway.demo.api import router
 from headway.demo.db import sessionmaker
 from headway.demo.executions import register_tasks
 from headway.demo.executions import router as executions_router
+from headway.demo.files import router as files_router
 from headway.demo.limits import install_limits
 from headway.demo.resilience import install_resilience
 from headway.demo.seed import prepare
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None, *, hw: Headway | None = None) -
     # monitor (request scopes, slow log, N+1 reports, /admin/db/*)
     hub.cache  # noqa: B018
     hub.db  # noqa: B018
+    hub.storage  # noqa: B018
     execute_agent = register_tasks(hub)
     install_limits(hub)
     install_resilience(hub)
@@ -55,6 +57,7 @@ def create_app(settings: Settings | None = None, *, hw: Headway | None = None) -
     )
     app.include_router(router)
     app.include_router(executions_router)
+    app.include_router(files_router)
     hub.install(app)
     return app
 
