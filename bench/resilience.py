@@ -1,8 +1,10 @@
 """Breaker and flag figures, printed as JSON: ``python bench/resilience.py [--redis URL]``.
 
 - ``is_enabled`` from the snapshot: ns per call on an on/off flag, a 10 % rollout flag
-  (the murmur3 bucket is memoized per user id) and a targeted flag; ``evaluate_now``
-  plus an await. Best and median of many short runs (``time.perf_counter_ns``), ops
+  and a targeted flag (5 % rollout), for one user (the split is memoized per id) and for
+  100,000 distinct users in turn (a murmur3 hash per call: the memo holds 1,024 ids per
+  flag; these two add a ``next()`` on an iterator to each call); ``evaluate_now`` plus
+  an await. Best and median of many short runs (``time.perf_counter_ns``), ops
   interleaved, next to a baseline measured the same way in the same run: ``await`` of
   a bare ``async def`` with the same arguments doing one dict lookup (about 110 ns on a
   quiet machine; it shows how loaded the machine is).
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import statistics
 import time
@@ -82,18 +85,35 @@ async def flags_figures() -> dict[str, Any]:
         async def evaluate_now(key: str, *, user: str) -> bool:
             return flags.evaluate_now(key, user=user).enabled
 
+        users = itertools.cycle([f"user-{i}" for i in range(100_000)])
+
+        def many(key: str, **kw: str) -> Callable[[], Awaitable[bool]]:
+            return lambda: flags.is_enabled(key, user=next(users), **kw)
+
+        def bare_many() -> Awaitable[bool]:  # the harness of the distinct-user figures
+            return bare("vision-analysis", user=next(users))
+
         got = await ns_per_op(
             {
                 "baseline_bare_async_dict_get": partial(bare, "vision-analysis", user="u-42"),
+                "baseline_bare_async_dict_get_distinct_users": bare_many,
                 "is_enabled_on_off": partial(flags.is_enabled, "core-api"),
                 "is_enabled_rollout": partial(flags.is_enabled, "vision-analysis", user="u-42"),
                 "is_enabled_targeted": partial(flags.is_enabled, "beta", tenant="t", user="u"),
+                "is_enabled_rollout_distinct_users": many("vision-analysis"),
+                "is_enabled_targeted_distinct_users": many("beta", tenant="t"),
                 "evaluate_now_rollout_sync_plus_await": partial(
                     evaluate_now, "vision-analysis", user="u-42"
                 ),
             }
         )
-    worst = max(v["median"] for k, v in got.items() if k.startswith("is_enabled"))
+    # the target is judged on the calls for one id; the distinct-id figures come with
+    # their own baseline (same harness: a lambda and a next() per call)
+    worst = max(
+        v["median"]
+        for k, v in got.items()
+        if k.startswith("is_enabled") and not k.endswith("distinct_users")
+    )
     return {
         **{f"{name}_ns": figures for name, figures in got.items()},
         "target_ns": IS_ENABLED_TARGET_NS,

@@ -118,7 +118,7 @@ async def test_stickiness_survives_restart(make_flags: MakeFlags, sqlite_url: st
 def test_split_answers_are_memoized_per_id_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     from headway.flags import evaluate
 
-    monkeypatch.setattr(evaluate, "MAX_STICKY", 100)
+    monkeypatch.setattr(evaluate, "MAX_MEMO", 100)
     flag = CompiledFlag(FlagDefinition(key="vision-analysis", rollout=10))
     for i in IDS[:1000]:
         ev = flag.evaluate({"user": i})
@@ -138,6 +138,8 @@ async def test_is_enabled_agrees_with_evaluate_now(make_flags: MakeFlags) -> Non
     await flags.save({"key": "by-org", "rollout": 50, "stickiness": "org"})
     await flags.save({"key": "ab", "variants": {"a": 1, "b": 2}, "weights": {"a": 50, "b": 50}})
     await flags.save({"key": "beta", "allow": [{"attribute": "org", "values": ["o1"]}]})
+    allow_t1 = [{"attribute": "tenant", "values": ["t1"]}]
+    await flags.save({"key": "t-beta", "allow": allow_t1, "rollout": 50})
     await flags.save({"key": "on", "enabled": False}, tenant="t1")  # a tenant's override
     cases: list[dict[str, object]] = [
         {},
@@ -148,7 +150,7 @@ async def test_is_enabled_agrees_with_evaluate_now(make_flags: MakeFlags) -> Non
         {"context": {"org": "o2", "tenant": "t9"}, "user": "u4"},
         {"context": {"user": "u5"}, "user": "u6"},  # the argument wins over the context
     ]
-    keys = ["on", "off", "split", "by-tenant", "by-org", "ab", "beta", "missing"]
+    keys = ["on", "off", "split", "by-tenant", "by-org", "ab", "beta", "t-beta", "missing"]
     for case in cases:
         for key in keys:
             ev = flags.evaluate_now(key, **case)  # type: ignore[arg-type]
@@ -157,3 +159,4 @@ async def test_is_enabled_agrees_with_evaluate_now(make_flags: MakeFlags) -> Non
     assert sum(flags.evaluations.values()) == 2 * len(cases) * len(keys) + 1
     assert all(n % 2 == 0 for k, n in flags.evaluations.items() if k != ("missing", "ERROR"))
     assert not await flags.is_enabled("on", tenant="t1") and await flags.is_enabled("on")
+    assert await flags.is_enabled("t-beta", tenant="t1", user="anyone")

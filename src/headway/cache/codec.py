@@ -81,7 +81,7 @@ _HEAD = HEADER.size
 
 def decode(raw: bytes) -> Decoded:
     """Parse L2 bytes; raise :class:`CorruptValue` for anything foreign or damaged."""
-    if raw[:2] != MAGIC:
+    if not raw.startswith(MAGIC):
         return _counter(raw)
     try:
         _, flags, fresh, took, ntags = HEADER.unpack_from(raw)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from headway.flags.bucketing import in_rollout, pick_variant
+from headway.flags.bucketing import pick_variant, rollout_bucket
 from headway.flags.model import Condition, FlagDefinition
 
 TARGETING_MATCH, SPLIT, DEFAULT, DISABLED, ERROR = (
@@ -91,7 +91,7 @@ def _numeric(op: str, bound: float) -> Test:
     return test
 
 
-MAX_STICKY = 10_000  # split answers memoized per flag (cleared when full)
+MAX_MEMO = 1024  # answers memoized per flag and id (cleared when full: bounded memory)
 
 
 class CompiledFlag:
@@ -103,8 +103,8 @@ class CompiledFlag:
     """
 
     __slots__ = (
-        "_answers", "_splits", "allow", "block", "counted", "definition", "fixed", "key",
-        "rules", "simple", "splits", "weights",
+        "_answers", "_rollout", "_splits", "allow", "block", "counted",
+        "definition", "fixed", "key", "rules", "simple", "splits", "weights",
     )  # fmt: skip
 
     def __init__(self, definition: FlagDefinition) -> None:
@@ -120,6 +120,11 @@ class CompiledFlag:
         self._splits: dict[str, Evaluation] = {}
         # the metrics' keys of this flag's evaluations, per reason (no tuple per call)
         self.counted = {r: (d.key, r) for r in (TARGETING_MATCH, SPLIT, DEFAULT, DISABLED)}
+        # the rollout's two answers, by whether the id is in the rollout
+        self._rollout = (
+            self._answer(d.off_variant or "", SPLIT),
+            self._answer(d.rollout_variant or "", SPLIT),
+        )
         self.fixed: Evaluation | None = None
         if not d.enabled:
             self.fixed = self._answer(d.off_variant or "", DISABLED)
@@ -153,17 +158,17 @@ class CompiledFlag:
         ident = sticky if type(sticky) is str else str(sticky)
         found = self._splits.get(ident)
         if found is None:
-            if len(self._splits) >= MAX_STICKY:
+            if len(self._splits) >= MAX_MEMO:
                 self._splits.clear()
             found = self._splits[ident] = self._bucket(ident)
         return found
 
     def _bucket(self, ident: str) -> Evaluation:
-        d = self.definition
         if self.weights:
             return self._answer(pick_variant(self.key, ident, self.weights), SPLIT)
-        hit = in_rollout(self.key, ident, d.rollout or 0.0)
-        return self._answer((d.rollout_variant if hit else d.off_variant) or "", SPLIT)
+        rollout = self.definition.rollout or 0.0
+        hit = rollout > 0 and rollout_bucket(self.key, ident) <= rollout  # in_rollout
+        return self._rollout[hit]
 
     def _targeted(self, ctx: Mapping[str, Any]) -> Evaluation | None:
         d = self.definition
