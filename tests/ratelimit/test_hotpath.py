@@ -109,3 +109,56 @@ async def test_lease_answers_denials_locally_until_retry_after() -> None:
 
 def backend_checker(backend: LimitBackend) -> Coalescer:
     return Coalescer(backend)
+
+
+class UnitCounting(MemoryLimitBackend):
+    """Counts the units every allowed check took (leases included)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.units = 0
+        self.calls = 0
+
+    async def hit(self, checks: Sequence[Check]) -> list[Outcome]:
+        self.calls += 1
+        outcomes = await super().hit(checks)
+        self.units += sum(c.cost for c, o in zip(checks, outcomes, strict=True) if o.allowed)
+        return outcomes
+
+
+async def test_waiters_for_a_refill_never_go_to_the_backend_alone() -> None:
+    backend = UnitCounting()
+    cache = LeaseCache(backend_checker(backend), size=8, ttl=5.0)
+    check = Check(Algorithm.FIXED_WINDOW, "k", 1_000, 60_000)  # shares of 8
+    outcomes = await asyncio.gather(*(cache.run([check]) for _ in range(200)))
+    assert all(o[0].allowed for o in outcomes)
+    assert backend.calls == cache.refills == 25  # 200 / 8: every check came from a share
+
+
+async def test_lease_refill_errors_reach_every_waiter() -> None:
+    cache = LeaseCache(backend_checker(Broken()), size=8, ttl=5.0)
+    check = Check(Algorithm.FIXED_WINDOW, "k", 1_000, 60_000)
+    results = await asyncio.gather(*(cache.run([check]) for _ in range(10)), return_exceptions=True)
+    assert all(isinstance(r, BackendUnavailableError) for r in results)
+
+
+class OnTheWire(CountingMemory):
+    """A round trip takes a turn of the loop, as a network one does."""
+
+    async def hit(self, checks: Sequence[Check]) -> list[Outcome]:
+        await asyncio.sleep(0)
+        return await super().hit(checks)
+
+
+@pytest.mark.parametrize("limit", [100, 10])
+async def test_equal_coalesced_checks_travel_as_one_and_count_down(limit: int) -> None:
+    backend = OnTheWire()
+    coalescer = Coalescer(backend)
+    check = Check(Algorithm.FIXED_WINDOW, "k", limit, 60_000)
+    outcomes = [o[0] for o in await asyncio.gather(*(coalescer.run([check]) for _ in range(15)))]
+    allowed = [o for o in outcomes if o.allowed]
+    assert len(allowed) == min(limit, 15)
+    # what 15 checks sent one by one answer: remaining counts down, one value each
+    assert sorted(o.remaining for o in allowed) == list(range(limit - len(allowed), limit))
+    assert all(o.retry_after_ms > 0 for o in outcomes if not o.allowed)
+    assert backend.calls <= 3  # the first alone, then one summed check (+ one retry)

@@ -177,10 +177,6 @@ class AccessEntry(NamedTuple):
     def message(self) -> str:
         return f"{self.method} {self.path} {self.status:d} {self.ms:.1f}ms"
 
-    def message_head(self) -> str:
-        """The message up to its status (``"GET /items/5 "``): the rest holds digits."""
-        return f"{self.method} {self.path} "
-
     def extra(self) -> dict[str, Any]:
         return {"status": self.status, "duration_ms": round(self.ms, 2), "bytes": self.size}
 
@@ -227,14 +223,18 @@ _ROUTES: dict[Any, tuple[str, bool]] = {}
 _MESSAGES: dict[Any, tuple[str, bool]] = {}
 
 
-def _json_part(cache: dict[Any, tuple[str, bool]], key: Any, text: str) -> tuple[str, bool]:
-    found = cache.get(key)
-    if found is None:
-        value = _json(text)
-        found = (value, _ANY_TRIGGER.search(value.lower()) is None)
-        if len(cache) < 4096:
-            cache[key] = found
+def _json_part(cache: dict[Any, tuple[str, bool]], key: Any, value: str = "") -> tuple[str, bool]:
+    """``key``'s JSON string (or ``value`` when given), remembered in ``cache``."""
+    value = value or _json(key)
+    found = (value, _ANY_TRIGGER.search(value.lower()) is None)
+    if len(cache) < 4096:
+        cache[key] = found
     return found
+
+
+def _message_part(entry: AccessEntry) -> tuple[str, bool]:
+    head = _json(f"{entry.method} {entry.path} ")[:-1]  # without its closing quote
+    return _json_part(_MESSAGES, (entry.method, entry.path), head)
 
 
 def _access_head(entry: AccessEntry) -> tuple[str, bool]:
@@ -291,13 +291,13 @@ class JsonFormatter(logging.Formatter):
         if head is None:
             head = self._heads[(entry.levelno, entry.logger)] = _access_head(entry)
         level, clean = head
-        route, route_clean = _json_part(_ROUTES, entry.route, entry.route)
-        # the message's JSON up to its status: the rest (digits, "ms") holds no trigger
-        msg, msg_clean = _json_part(_MESSAGES, (entry.method, entry.path), entry.message_head())
+        route, route_clean = _ROUTES.get(entry.route) or _json_part(_ROUTES, entry.route)
+        # the message's JSON up to its status (open): the rest, numbers, holds no trigger
+        msg, msg_clean = _MESSAGES.get((entry.method, entry.path)) or _message_part(entry)
         rid = _json(ctx.request_id)
         line = (
             f'{{"ts":"{self._ts(entry.created, _msecs(entry.created))}",{level},'
-            f'"msg":{msg[:-1]}{entry.status:d} {entry.ms:.1f}ms","request_id":{rid},'
+            f'"msg":{msg}{entry.status:d} {entry.ms:.1f}ms","request_id":{rid},'
             f'"route":{route},"status":{entry.status},'
             f'"duration_ms":{_json(round(entry.ms, 2))},"bytes":{entry.size}}}'
         )

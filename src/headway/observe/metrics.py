@@ -9,11 +9,12 @@ are read by the scraping process only.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import resource
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
+from prometheus_client.values import MutexValue
 
 __all__ = ["HttpMetrics", "HubRegistry", "ProcessMetrics", "multiprocess_dir"]
 
@@ -60,6 +62,9 @@ class HubRegistry(CollectorRegistry):
         path = multiprocess_dir()
         if path is None:
             return self
+        for collector in self.custom:  # this process's pending samples, into its files
+            if isinstance(collector, _Flush):
+                collector.flush()
         _forget_dead_workers(path)
         merged = MultiProcessCollector(None, path)  # type: ignore[no-untyped-call]
         return _MergedView(merged, self.custom)
@@ -99,12 +104,16 @@ def _forget_dead_workers(path: str) -> None:
 class HttpMetrics:
     """The HTTP metrics of the middleware.
 
-    Per (method, route, status) the three children are resolved once, down to the value
-    cells prometheus_client keeps them in, so that a request costs five increments: the
-    exported samples are the ones ``inc()`` and ``observe()`` would produce.
+    A request's samples are recorded in one batch per turn of the event loop (and
+    before any collection of the registry, so a scrape never misses one): per
+    (method, route, status) the three children are resolved once, down to the value
+    cells prometheus_client keeps them in, and the batch costs one increment per cell,
+    not five per request. The exported samples are the ones ``inc()`` and
+    ``observe()`` would produce, in the same order (sums add each value in turn).
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        registry.register(_Flush(self.flush))  # first: collected before the metrics
         self.requests = Counter(
             "http_requests",
             "HTTP requests answered.",
@@ -137,43 +146,119 @@ class HttpMetrics:
             multiprocess_mode="livesum",
         )
         self.add_in_flight: Callable[[int], None] = _incrementer(self.in_flight)
-        self._children: dict[tuple[str, str, int], Callable[[float, int], None]] = {}
+        self._children: dict[tuple[str, str, int], Recorder] = {}
+        self._pending: list[tuple[str, str, int, float, int]] = []
+        self._in_flight = 0  # requests started less those finished, since the last flush
+        self._scheduled = False
+
+    def enter(self) -> None:
+        """A request starts: in flight until :meth:`leave` (``add_in_flight``, batched)."""
+        self._in_flight += 1
+        if not self._scheduled:
+            self._schedule()
+
+    def leave(self) -> None:
+        self._in_flight -= 1
+        if not self._scheduled:
+            self._schedule()
 
     def observe(self, method: str, route: str, status: int, seconds: float, size: int) -> None:
-        key = (method, route, status)
-        record = self._children.get(key)
-        if record is None:
-            record = self._recorder(method, route, status)
-            if len(self._children) < 10_000:
-                self._children[key] = record
-        record(seconds, size)
+        """A request was answered."""
+        self._pending.append((method, route, status, seconds, size))
+        if not self._scheduled:
+            self._schedule()
 
-    def _recorder(self, method: str, route: str, status: int) -> Callable[[float, int], None]:
+    def _schedule(self) -> None:
+        self._scheduled = True
+        try:
+            asyncio.get_running_loop().call_soon(self.flush)
+        except RuntimeError:  # no loop: now
+            self.flush()
+
+    def flush(self) -> None:
+        """Record the requests started and answered since the last flush."""
+        self._scheduled = False
+        if self._in_flight:
+            self.add_in_flight(self._in_flight)
+            self._in_flight = 0
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        batches: dict[tuple[str, str, int], tuple[list[float], list[int]]] = {}
+        for method, route, status, seconds, size in pending:
+            batch = batches.get((method, route, status))
+            if batch is None:
+                batch = batches[(method, route, status)] = ([], [])
+            batch[0].append(seconds)
+            batch[1].append(size)
+        for key, (seconds_list, sizes) in batches.items():
+            record = self._children.get(key)
+            if record is None:
+                record = self._recorder(*key)
+                if len(self._children) < 10_000:
+                    self._children[key] = record
+            record(seconds_list, sizes)
+
+    def _recorder(self, method: str, route: str, status: int) -> Recorder:
         if method not in METHODS:
             method = "OTHER"
-        count = _incrementer(self.requests.labels(method, route, str(status)))
+        requests = self.requests.labels(method, route, str(status))
         duration, size = self.duration.labels(method, route), self.size.labels(method, route)
         d_cells, s_cells = _cells(duration), _cells(size)
         if d_cells is None or s_cells is None:  # not the prometheus_client we know
 
-            def observe(seconds: float, nbytes: int) -> None:
-                count(1)
-                duration.observe(seconds)
-                size.observe(nbytes)
+            def observe(seconds_list: list[float], sizes: list[int]) -> None:
+                for seconds, nbytes in zip(seconds_list, sizes, strict=True):
+                    requests.inc()
+                    duration.observe(seconds)
+                    size.observe(nbytes)
 
             return observe
+        count = _incrementer(requests)
         (d_sum, d_bounds, d_buckets), (s_sum, s_bounds, s_buckets) = d_cells, s_cells
 
-        def record(seconds: float, nbytes: int) -> None:
+        def record(seconds_list: list[float], sizes: list[int]) -> None:
             # Histogram.observe: the sum, then the first bucket whose bound is >= value
             # (the values are never NaN: a perf_counter difference and a byte count)
-            count(1)
-            d_sum(seconds)
-            d_buckets[bisect_left(d_bounds, seconds)](1)
-            s_sum(nbytes)
-            s_buckets[bisect_left(s_bounds, nbytes)](1)
+            count(len(seconds_list))
+            d_sum(seconds_list)
+            _count_buckets(d_bounds, d_buckets, seconds_list)
+            s_sum(sizes)
+            _count_buckets(s_bounds, s_buckets, sizes)
 
         return record
+
+
+Recorder = Callable[[list[float], list[int]], None]
+
+
+class _Flush:
+    """Flushes the pending HTTP samples whenever the registry is collected."""
+
+    def __init__(self, flush: Callable[[], None]) -> None:
+        self.flush = flush
+
+    def collect(self) -> Iterator[Metric]:
+        self.flush()
+        return iter(())
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
+def _count_buckets(
+    bounds: list[float], buckets: list[Callable[[int], None]], values: Sequence[float]
+) -> None:
+    if len(values) == 1:
+        buckets[bisect_left(bounds, values[0])](1)
+        return
+    counts: dict[int, int] = {}
+    for value in values:
+        i = bisect_left(bounds, value)
+        counts[i] = counts.get(i, 0) + 1
+    for i, n in counts.items():
+        buckets[i](n)
 
 
 def _incrementer(metric: Any) -> Callable[[int], None]:
@@ -185,7 +270,28 @@ def _incrementer(metric: Any) -> Callable[[int], None]:
     return metric.inc  # type: ignore[no-any-return]
 
 
-Cells = tuple[Callable[[float], None], list[float], list[Callable[[int], None]]]
+def _adder(cell: Any) -> Callable[[Sequence[float]], None]:
+    """Adds values to ``cell`` one after the other (as ``inc`` would, in turn): under
+    one lock for prometheus_client's in-process value, else one ``inc`` each."""
+    if type(cell) is MutexValue and isinstance(getattr(cell, "_value", None), float):
+
+        def add_all(values: Sequence[float]) -> None:
+            with cell._lock:
+                total = cell._value
+                for value in values:
+                    total += value
+                cell._value = total
+
+        return add_all
+
+    def inc_each(values: Sequence[float]) -> None:
+        for value in values:
+            cell.inc(value)
+
+    return inc_each
+
+
+Cells = tuple[Callable[[Sequence[float]], None], list[float], list[Callable[[int], None]]]
 
 
 def _cells(histogram: Any) -> Cells | None:
@@ -202,7 +308,7 @@ def _cells(histogram: Any) -> Cells | None:
         and all(callable(getattr(b, "inc", None)) for b in [total, *buckets])
     ):
         return None
-    return total.inc, bounds, [b.inc for b in buckets]  # type: ignore[union-attr]
+    return _adder(total), bounds, [b.inc for b in buckets]
 
 
 class ProcessMetrics:

@@ -198,14 +198,14 @@ class ObserveMiddleware:
             self.on_request()
         metrics = self.metrics
         if metrics is not None:
-            metrics.add_in_flight(1)
+            metrics.enter()
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
             seconds = time.perf_counter() - start
             route = route_template(scope, root_path)
             if metrics is not None:
-                metrics.add_in_flight(-1)
+                metrics.leave()
                 metrics.observe(scope["method"], route, status, seconds, size)
             if self.access:
                 self._log(scope, ctx, route, status, seconds, size)

@@ -135,13 +135,15 @@ def _summed(check: Check, n: int) -> Check:
 def _answer(futures: list[asyncio.Future[Outcome]], outcome: Outcome, cost: int) -> None:
     """Each future its share of a summed check's answer: what the checks, sent one by one
     in this order, would have answered (the later ones had fewer units left)."""
-    last, first = len(futures) - 1, outcome
+    last = len(futures) - 1
     for i, future in enumerate(futures):
         if not future.done():
-            left = first.remaining + (last - i) * cost
-            if left != first.remaining:
-                outcome = Outcome(first.allowed, left, first.reset_ms, first.retry_after_ms)
-            future.set_result(outcome)
+            left = outcome.remaining + (last - i) * cost
+            future.set_result(
+                outcome
+                if left == outcome.remaining
+                else Outcome(outcome.allowed, left, outcome.reset_ms, outcome.retry_after_ms)
+            )
 
 
 __all__ = ["Coalescer"]

@@ -245,8 +245,6 @@ class RateLimits(Capability):
         self._running = False
         if self.exported is not None:
             await self.exported.totals.stop()
-        if self._lease is not None:
-            await self._lease.drain()
         for checker in (self._checker, getattr(self._checker, "inner", None)):
             if isinstance(checker, Coalescer):
                 await checker.drain()

@@ -6,7 +6,7 @@ its share without a round trip until the share is used up or ``lease_ttl`` passe
 (never past the end of the key's current window). A key that was denied is answered
 locally until its ``Retry-After`` time.
 
-Exactness bound (tested in ``tests/ratelimit/test_lease.py``):
+Exactness bound (tested in ``tests/ratelimit/test_exactness.py`` and ``test_hotpath.py``):
 
 - Never more than the limit: every admitted unit was counted by the backend first, so
   a fixed window admits at most ``limit`` per window whatever the number of processes.
@@ -19,13 +19,9 @@ Exactness bound (tested in ``tests/ratelimit/test_lease.py``):
 
 ``L = min(lease_size, capacity // 10)``, at least 1: small limits lease little.
 
-Read-ahead (shares of ``READ_AHEAD_MIN`` units or more, i.e. busy keys with large
-limits): when a share is down to a quarter, the next one is leased in the background, so
-that requests rarely wait for a round trip. The next share is leased for
-``L - 1 - units left``, so that a process never holds more than ``L - 1`` unused units
-and the bound above stands; it is used once the current share is spent, and each share
-keeps its own expiry (a unit is never spent more than ``lease_ttl`` after it was
-counted, nor past its window).
+While a share is being refilled, the checks that find it empty wait for that refill and
+take their units from it (or, if others took them first, refill it in turn): a check is
+never sent to the backend on its own, and a refill's error reaches every waiter.
 """
 
 from __future__ import annotations
@@ -40,7 +36,6 @@ from typing import Protocol
 from headway.ratelimit.base import Check, Outcome
 
 SWEEP_AT = 10_000
-READ_AHEAD_MIN = 16  # smaller shares (small limits) are refilled on demand only
 
 
 class Checker(Protocol):
@@ -48,18 +43,7 @@ class Checker(Protocol):
 
 
 class _Share:
-    __slots__ = (
-        "denied_until",
-        "expires",
-        "low",
-        "next_expires",
-        "next_reset_at",
-        "next_units",
-        "pending",
-        "remaining",
-        "reset_at",
-        "units",
-    )
+    __slots__ = ("denied_until", "expires", "pending", "remaining", "reset_at", "units")
 
     def __init__(self) -> None:
         self.units = 0
@@ -68,25 +52,10 @@ class _Share:
         self.reset_at = 0.0
         self.denied_until = 0.0
         self.pending: asyncio.Future[None] | None = None
-        self.low = -1  # read ahead when ``units`` falls to this (-1: do not)
-        self.next_units = 0  # the share read ahead, used once this one is spent
-        self.next_expires = 0.0
-        self.next_reset_at = 0.0
 
     def left(self) -> int:
         """What the key can still admit: the backend's remaining plus the local units."""
-        return max(0, self.remaining) + self.units + self.next_units
-
-    def swap(self, now: float) -> bool:
-        """Move to the share read ahead (the current one is spent or expired)."""
-        if self.next_expires <= now:
-            self.next_units = 0
-            return False
-        self.units = (self.units if self.expires > now else 0) + self.next_units
-        self.expires, self.reset_at = self.next_expires, self.next_reset_at
-        self.low = self.next_units // 4
-        self.next_units = 0
-        return True
+        return max(0, self.remaining) + self.units
 
     def reset_ms(self, now: float) -> int:
         return max(0, math.ceil((self.reset_at - now) * 1000))
@@ -115,7 +84,6 @@ class LeaseCache:
         self.ttl = ttl
         self.clock = clock
         self._shares: dict[str, _Share] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         self.local = 0
         self.refills = 0
 
@@ -133,55 +101,11 @@ class LeaseCache:
         """Take ``check.cost`` units of the local share, if it holds them (no await, no
         allocation); then ``outcome`` or the share's fields give the answer."""
         share = self._shares.get(check.key)
-        if share is None or not self._units(share, check, now):
+        if share is None or share.expires <= now or share.units < check.cost:
             return None
+        share.units -= check.cost
         self.local += 1
         return share
-
-    def _units(self, share: _Share, check: Check, now: float) -> bool:
-        """Spend ``check.cost`` units of ``share`` (or of the one read ahead)."""
-        if (share.expires <= now or share.units < check.cost) and (
-            not share.next_units or not share.swap(now) or share.units < check.cost
-        ):
-            return False
-        share.units -= check.cost
-        if share.units <= share.low and share.pending is None:
-            self._read_ahead(share, check)
-        return True
-
-    def _read_ahead(self, share: _Share, check: Check) -> None:
-        share.low = -1  # once per share
-        n = lease_size(check, self.size, share.remaining) - 1 - share.units
-        if n < max(check.cost, READ_AHEAD_MIN // 2):
-            return
-        loop = asyncio.get_running_loop()
-        pending = share.pending = loop.create_future()
-        task = loop.create_task(self._fetch(share, replace(check, cost=n), pending))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _fetch(self, share: _Share, lease: Check, pending: asyncio.Future[None]) -> None:
-        """Lease the next share in the background; a failure is left to the check that
-        next needs a refill (it meets the same error)."""
-        try:
-            now = self.clock()
-            self.refills += 1
-            outcome = (await self.inner.run([lease]))[0]
-            share.remaining = outcome.remaining
-            if outcome.allowed:
-                share.next_units = lease.cost
-                share.next_expires = now + min(self.ttl, outcome.reset_ms / 1000)
-                share.next_reset_at = now + outcome.reset_ms / 1000
-        except Exception:  # noqa: S110  (see the docstring)
-            pass
-        finally:
-            share.pending = None
-            pending.set_result(None)
-
-    async def drain(self) -> None:
-        """Wait for the shares being read ahead (on shutdown)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     @staticmethod
     def outcome(share: _Share, now: float) -> Outcome:
@@ -208,7 +132,8 @@ class LeaseCache:
             await asyncio.shield(pending)  # raises the refill's error, as a check would
 
     def _take(self, share: _Share, check: Check, now: float) -> Outcome | None:
-        if self._units(share, check, now):
+        if share.expires > now and share.units >= check.cost:
+            share.units -= check.cost
             return self.outcome(share, now)
         if share.denied_until > now:
             wait = math.ceil((share.denied_until - now) * 1000)
@@ -243,7 +168,6 @@ class LeaseCache:
             return outcome
         kept = share.units if share.expires > now else 0
         share.units = kept + n - check.cost
-        share.low = n // 4 if n >= READ_AHEAD_MIN else -1
         share.expires = now + min(self.ttl, outcome.reset_ms / 1000)
         share.reset_at = now + outcome.reset_ms / 1000
         share.remaining = outcome.remaining
@@ -255,12 +179,9 @@ class LeaseCache:
         for key in [
             k
             for k, s in self._shares.items()
-            if s.pending is None
-            and s.expires <= now
-            and s.next_expires <= now
-            and s.denied_until <= now
+            if s.pending is None and s.expires <= now and s.denied_until <= now
         ]:
             del self._shares[key]
 
 
-__all__ = ["READ_AHEAD_MIN", "Checker", "LeaseCache", "lease_size"]
+__all__ = ["Checker", "LeaseCache", "lease_size"]
