@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,18 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _asgi import asgi_batch, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(observe: bool, data_dir: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWAY_")}
     env.update(
         PYTHONPATH=f"{ROOT}:{ROOT / 'bench'}",
@@ -165,38 +159,6 @@ def _ping_app(observe: bool, data_dir: Path) -> tuple[Any, Any]:
 
     hw.install(app)
     return hw, app
-
-
-_SCOPE: dict[str, Any] = {
-    "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-    "scheme": "http", "path": "/ping", "raw_path": b"/ping", "query_string": b"",
-    "root_path": "", "headers": [(b"host", b"bench")], "client": ("127.0.0.1", 50000),
-    "server": ("127.0.0.1", 8000),
-}  # fmt: skip
-
-
-async def asgi_batch(app: Any, n: int, concurrency: int = 32) -> float:
-    """CPU microseconds per request of ``n`` requests through ``app`` (``concurrency``
-    callers; the loop turns between requests, so deferred work is counted)."""
-    request = {"type": "http.request", "body": b"", "more_body": False}
-
-    async def receive() -> dict[str, Any]:
-        return request
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            assert message["status"] == 200, message
-
-    async def caller(count: int) -> None:
-        for _ in range(count):
-            await app({**_SCOPE, "headers": list(_SCOPE["headers"])}, receive, send)
-            await asyncio.sleep(0)
-
-    per = max(1, n // concurrency)
-    start = time.process_time_ns()
-    await asyncio.gather(*(caller(per) for _ in range(concurrency)))
-    await asyncio.sleep(0)
-    return (time.process_time_ns() - start) / (per * concurrency) / 1000
 
 
 async def in_process(batches: int = 30, size: int = 640) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from _asgi import asgi_batch, free_port
 from redis.asyncio import Redis
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -245,12 +246,6 @@ asyncio.run(main(int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])))
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_listening(port: int, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -415,39 +410,6 @@ def http_part(url: str, prefix: str, seconds: float, rounds: int = 3) -> dict[st
     return out
 
 
-_SCOPE: dict[str, Any] = {
-    "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-    "scheme": "http", "path": "/ping", "raw_path": b"/ping", "query_string": b"",
-    "root_path": "", "headers": [(b"host", b"bench")], "client": ("127.0.0.1", 50000),
-    "server": ("127.0.0.1", 8000),
-}  # fmt: skip
-
-
-async def asgi_batch(app: Any, n: int, concurrency: int = 32) -> float:
-    """CPU microseconds per request of ``n`` requests through ``app``."""
-    request = {"type": "http.request", "body": b"", "more_body": False}
-
-    async def receive() -> dict[str, Any]:
-        return request
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            assert message["status"] == 200, message
-
-    async def caller(count: int) -> None:
-        for _ in range(count):
-            await app({**_SCOPE, "headers": list(_SCOPE["headers"])}, receive, send)
-            await asyncio.sleep(0)
-
-    per = max(1, n // concurrency)
-    start = time.process_time_ns()
-    await asyncio.gather(*(caller(per) for _ in range(concurrency)))
-    # the work the batch left behind (round trips on the wire, leases read ahead) is
-    # its own: let it finish before the clock stops (idle time is not CPU time)
-    await asyncio.sleep(0.002)
-    return (time.process_time_ns() - start) / (per * concurrency) / 1000
-
-
 async def in_process(url: str, prefix: str, batches: int = 30, size: int = 640) -> dict[str, Any]:
     """Median CPU us per request without the middleware and with it in each mode."""
     from contextlib import AsyncExitStack
@@ -461,11 +423,11 @@ async def in_process(url: str, prefix: str, batches: int = 30, size: int = 640) 
         for app in apps.values():
             await stack.enter_async_context(app.router.lifespan_context(app))
         for app in apps.values():
-            await asgi_batch(app, size)
+            await asgi_batch(app, size, settle=0.002)
         before = {m: _backend_calls(app) for m, app in apps.items()}
         for _ in range(batches):
             for mode, app in apps.items():
-                times[mode].append(await asgi_batch(app, size))
+                times[mode].append(await asgi_batch(app, size, settle=0.002))
         calls = {m: _backend_calls(app) - before[m] for m, app in apps.items()}
     med = {m: statistics.median(v) for m, v in times.items()}
     requests = batches * (size // 32) * 32
