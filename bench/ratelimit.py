@@ -257,37 +257,6 @@ def wait_listening(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError(f"uvicorn did not listen on {port}")
 
 
-def serve_and_load(mode: str, url: str, prefix: str, seconds: float) -> dict[str, Any]:
-    port = free_port()
-    env = {**os.environ, "BENCH_MODE": mode, "BENCH_REDIS": url, "BENCH_PREFIX": prefix}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT / "bench")])
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "ratelimit:make_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-         "--no-access-log", "--app-dir", str(ROOT / "bench")],
-        env=env,
-    )  # fmt: skip
-    try:
-        wait_listening(port)
-        subprocess.run(  # warm-up
-            [sys.executable, "-c", LOADGEN, str(port), "0.5", "10"],
-            capture_output=True, timeout=60, check=True,
-        )  # fmt: skip
-        run = subprocess.run(
-            [sys.executable, "-c", LOADGEN, str(port), str(seconds), "50"],
-            capture_output=True, text=True, timeout=seconds + 60, check=True,
-        )  # fmt: skip
-        rps, statuses = run.stdout.split(" ", 1)
-        return {"rps": int(rps), "statuses": statuses.strip()}
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
 async def cleanup(url: str, prefix: str) -> None:
     client = Redis.from_url(url)
     keys = [k async for k in client.scan_iter(match=f"*{prefix}*", count=1000)]
