@@ -27,4 +27,8 @@ BUILTIN_CAPABILITIES: dict[str, str] = {
     "observe": "headway.observe:Observe",
     "db": "headway.db:Database",
     "storage": "headway.storage:Storage",
+    "events": "headway.events:Events",
+    "webhooks": "headway.webhooks:Webhooks",
+    "notify": "headway.notify:Notify",
+    "workflows": "headway.workflows:Workflows",
 }

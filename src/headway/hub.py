@@ -32,12 +32,16 @@ from headway.web.pagination import CursorCodec
 if TYPE_CHECKING:
     from headway.cache import Cache
     from headway.db import Database
+    from headway.events import Events
     from headway.flags import Flags
     from headway.jobs import Jobs
+    from headway.notify import Notify
     from headway.observe import Observe
     from headway.ratelimit import RateLimits
     from headway.resilience import Breakers
     from headway.storage import Storage
+    from headway.webhooks import Webhooks
+    from headway.workflows import Workflows
 
 C = TypeVar("C", bound=Capability)
 
@@ -58,6 +62,10 @@ class Headway:
         observe: Observe
         db: Database
         storage: Storage
+        events: Events
+        webhooks: Webhooks
+        notify: Notify
+        workflows: Workflows
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
         if settings is not None and overrides:
