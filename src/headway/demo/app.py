@@ -19,6 +19,8 @@ from headway.demo.executions import register_tasks
 from headway.demo.executions import router as executions_router
 from headway.demo.files import router as files_router
 from headway.demo.limits import install_limits
+from headway.demo.reports import register_report_tasks
+from headway.demo.reports import router as reports_router
 from headway.demo.resilience import install_resilience
 from headway.demo.seed import prepare
 from headway.jobs import DEFAULT_QUEUES
@@ -35,6 +37,7 @@ def create_app(settings: Settings | None = None, *, hw: Headway | None = None) -
     hub.db  # noqa: B018
     hub.storage  # noqa: B018
     execute_agent = register_tasks(hub)
+    export_executions = register_report_tasks(hub)
     install_limits(hub)
     install_resilience(hub)
 
@@ -46,6 +49,7 @@ def create_app(settings: Settings | None = None, *, hw: Headway | None = None) -
             log.info("seeded demo tenants; run `headway demo seed` for API keys to try")
         app.state.sessions = sessionmaker(engine)
         app.state.execute_agent = execute_agent
+        app.state.export_executions = export_executions
         async with _inprocess_worker(hub):
             yield
 
@@ -58,6 +62,7 @@ def create_app(settings: Settings | None = None, *, hw: Headway | None = None) -
     app.include_router(router)
     app.include_router(executions_router)
     app.include_router(files_router)
+    app.include_router(reports_router)
     hub.install(app)
     return app
 
