@@ -18,6 +18,7 @@ from headway.demo.db import sessionmaker
 from headway.demo.executions import register_tasks
 from headway.demo.executions import router as executions_router
 from headway.demo.files import router as files_router
+from headway.demo.keys import router as keys_router
 from headway.demo.limits import install_limits
 from headway.demo.reports import register_report_tasks
 from headway.demo.reports import router as reports_router
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, *, hw: Headway | None = None) -
     app.include_router(executions_router)
     app.include_router(files_router)
     app.include_router(reports_router)
+    app.include_router(keys_router)
     hub.install(app)
     return app
 
