@@ -1,0 +1,1 @@
+"""Workflow store backends: memory, SQL (SQLite and PostgreSQL) and Redis."""

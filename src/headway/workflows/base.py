@@ -1,0 +1,109 @@
+"""The workflow store contract: one small ABC every backend implements.
+
+Semantics every backend guarantees (``tests/workflows/test_contract.py`` checks them):
+
+- ``create_run`` stores a run and all its steps at once; ids are unique (the caller's).
+- ``move_step`` and ``move_run`` are atomic compare-and-set transitions: the new state
+  and fields are written only if the current state is one of ``from_states`` (and, for a
+  step, the run's state is one of ``run_states`` when given). They return whether they
+  wrote. Of several concurrent callers at most one wins a given transition: this is what
+  makes advancing a run safe under at-least-once delivery.
+- ``decide_approval`` is the same for approvals: pending -> ``to_state``, and only while
+  not expired at ``at`` when ``unexpired`` is set.
+- Fields not named in an update keep their value. Values are JSON values; ``result``,
+  ``input`` and ``output`` round-trip exactly (large ints, nested objects).
+- Lists are newest first; a ``tenant`` filter of None means every tenant.
+- Times are seconds since the epoch from the engine's clock.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any
+
+from headway.workflows.models import ApprovalRecord, RunRecord
+
+if TYPE_CHECKING:
+    from headway.connections import Connections
+
+
+class WorkflowBackend(ABC):
+    """Stores runs, their steps and approval requests."""
+
+    def __init__(self, url: str, connections: Connections | None = None) -> None:
+        self.url = url
+        self.connections = connections
+
+    async def open(self) -> None:  # noqa: B027
+        """Connect and create what is missing (tables, scripts); idempotent."""
+
+    async def close(self) -> None:  # noqa: B027
+        """Release what :meth:`open` took (shared pools belong to the hub)."""
+
+    # -- runs and steps ---------------------------------------------------------------
+
+    @abstractmethod
+    async def create_run(self, run: RunRecord) -> None:
+        """Store ``run`` with its ``steps``."""
+
+    @abstractmethod
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """The run with every step, or None."""
+
+    @abstractmethod
+    async def list_runs(
+        self, *, tenant: str | None, state: str | None, limit: int, offset: int
+    ) -> list[RunRecord]:
+        """Runs (stored ``state`` filter), newest first; ``steps`` may be left empty."""
+
+    @abstractmethod
+    async def active_runs(self, limit: int) -> list[str]:
+        """Ids of runs whose stored state is ``running`` (for the repair sweep)."""
+
+    @abstractmethod
+    async def move_step(
+        self,
+        run_id: str,
+        step: str,
+        *,
+        from_states: Collection[str],
+        to_state: str,
+        fields: Mapping[str, Any],
+        run_states: Collection[str] | None,
+    ) -> bool:
+        """Atomic CAS on one step (see the module docstring)."""
+
+    @abstractmethod
+    async def move_run(
+        self, run_id: str, *, from_states: Collection[str], to_state: str,
+        fields: Mapping[str, Any],
+    ) -> bool:  # fmt: skip
+        """Atomic CAS on the run's state; ``fields`` among output, error, finished_at."""
+
+    # -- approvals --------------------------------------------------------------------
+
+    @abstractmethod
+    async def create_approval(self, approval: ApprovalRecord) -> None:
+        """Store a new (pending) approval request."""
+
+    @abstractmethod
+    async def get_approval(self, approval_id: str) -> ApprovalRecord | None: ...
+
+    @abstractmethod
+    async def decide_approval(
+        self, approval_id: str, *, to_state: str, by: str | None, at: float,
+        comment: str | None, unexpired: bool,
+    ) -> bool:  # fmt: skip
+        """Atomic: pending -> ``to_state`` (and, with ``unexpired``, only if the expiry is
+        unset or later than ``at``); records ``by``, ``at`` and ``comment``."""
+
+    @abstractmethod
+    async def list_approvals(
+        self, *, tenant: str | None, state: str | None, limit: int, offset: int
+    ) -> list[ApprovalRecord]:
+        """Approvals, newest first."""
+
+    @abstractmethod
+    async def pending_approvals(self) -> int:
+        """How many approvals are pending (every tenant), for the metrics."""
