@@ -84,6 +84,20 @@ async def redis_url(redis_prefix: str) -> AsyncIterator[str]:
         await client.aclose()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    """A 3-master Redis Cluster started for the session (see tests/redis_cluster.py)."""
+    from tests.redis_cluster import redis_cluster
+
+    try:
+        with redis_cluster() as url:
+            yield url
+    except RuntimeError as exc:
+        if IN_CI:
+            pytest.fail(f"{exc} (CI=true: a missing server is a failure)", pytrace=False)
+        pytest.skip(str(exc))
+
+
 def _pg_exec(sql: str, url: str = PG_BASE) -> None:
     """Run one statement on a short-lived connection, from any thread or event loop."""
     import asyncpg
@@ -116,7 +130,11 @@ def backend_params(*kinds: str) -> list[Any]:
 
     Each param is a kind; the ``backend_url`` fixture turns it into a live URL.
     """
-    marks = {"redis": [pytest.mark.redis], "postgres": [pytest.mark.postgres]}
+    marks = {
+        "redis": [pytest.mark.redis],
+        "cluster": [pytest.mark.redis],
+        "postgres": [pytest.mark.postgres],
+    }
     return [pytest.param(kind, marks=marks.get(kind, []), id=kind) for kind in kinds]
 
 
@@ -132,4 +150,6 @@ def backend_url(request: pytest.FixtureRequest) -> str:
         return str(request.getfixturevalue("redis_url"))
     if kind == "postgres":
         return str(request.getfixturevalue("pg_url"))
+    if kind == "cluster":
+        return str(request.getfixturevalue("redis_cluster_url"))
     raise ValueError(f"unknown backend kind {kind!r}")

@@ -5,6 +5,9 @@ from __future__ import annotations
 ENV_PREFIX = "HEADWAY_"
 DEFAULT_DATA_DIR = ".headway"
 REDIS_KEY_PREFIX = "hw"
+# URL schemes of Redis as the registry sees them (``redis+cluster://`` and
+# ``redis+sentinel://`` count as ``redis``: the connection factory tells them apart).
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 # Connection pools: values from a production checklist (pool max 50, connect 3 s, idle 30 s).
 DEFAULT_POOL_SIZE = 10

@@ -22,12 +22,21 @@ from headway.errors import ConfigError
 
 # Accepted URL forms per setting, shown in error messages and in the README.
 SQL_FORMS = ("sqlite:///path/to/file.db", "postgresql://user:password@host:5432/dbname")
-REDIS_FORMS = ("redis://host:6379/0", "rediss://host:6380/0", "unix:///path/to/redis.sock")
+REDIS_FORMS = (
+    "redis://host:6379/0",
+    "rediss://host:6380/0",
+    "unix:///path/to/redis.sock",
+    "redis+cluster://host:7000",
+    "redis+sentinel://host:26379/mymaster/0",
+)
 STORAGE_FORMS = ("file:///path/to/dir", "file://relative/dir", "s3://bucket")
 MEMORY_FORMS = ("memory://",)
 
 _SQL_SCHEMES = {"sqlite", "sqlite+aiosqlite", "postgresql", "postgresql+asyncpg", "postgres"}
-_REDIS_SCHEMES = {"redis", "rediss", "unix"}
+_REDIS_SCHEMES = {
+    *constants.REDIS_SCHEMES,
+    *(f"{s}+{kind}" for s in ("redis", "rediss") for kind in ("cluster", "sentinel")),
+}
 _STORAGE_SCHEMES = {"file", "s3"}
 
 # Capability -> (accepted schemes, accepted forms, which shared URL is its default).

@@ -11,7 +11,9 @@ from tests.conftest import backend_params
 
 from headway.cache import Cache, Entry
 
-pytestmark = pytest.mark.parametrize("backend", backend_params("memory", "sqlite", "redis"))
+pytestmark = pytest.mark.parametrize(
+    "backend", backend_params("memory", "sqlite", "redis", "cluster")
+)
 
 
 class User(BaseModel):

@@ -159,8 +159,11 @@ async def test_waiter_takes_over_when_holder_fails(make_cache: MakeCache, redis_
         await first
 
 
-async def test_l1_coherence_between_hubs(make_cache: MakeCache, redis_url: str) -> None:
-    a, b = await make_cache(redis_url, l1_ttl=60), await make_cache(redis_url, l1_ttl=60)
+@pytest.mark.parametrize("backend", backend_params("redis", "cluster"))
+async def test_l1_coherence_between_hubs(
+    make_cache: MakeCache, backend: str, backend_url: str
+) -> None:
+    a, b = await make_cache(backend_url, l1_ttl=60), await make_cache(backend_url, l1_ttl=60)
     await _until(
         lambda: a.stats()["coherence"]["listening"] and b.stats()["coherence"]["listening"]
     )

@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+from tests.conftest import backend_params
 from tests.flags.conftest import MakeFlags
 
 CHILD = """
@@ -69,10 +70,11 @@ async def test_polling_propagation_sqlite(
     assert max(delays) < 1.0
 
 
-@pytest.mark.redis
+@pytest.mark.parametrize("backend", backend_params("redis", "cluster"))
 async def test_pubsub_propagation_redis(
-    make_flags: MakeFlags, sqlite_url: str, redis_url: str, redis_prefix: str
+    make_flags: MakeFlags, sqlite_url: str, backend: str, backend_url: str, redis_prefix: str
 ) -> None:
+    redis_url = backend_url
     flags = await make_flags(sqlite_url, redis_url=redis_url)
     delays = await measure(flags, sqlite_url, redis_url, redis_prefix, 10)
     print(f"\nflag change via Redis pub/sub: median {statistics.median(delays) * 1000:.1f} ms, "

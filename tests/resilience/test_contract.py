@@ -10,7 +10,7 @@ from tests.conftest import backend_params
 from headway import Headway
 from headway.resilience import Breakers, BreakersSettings, Policy
 
-pytestmark = pytest.mark.parametrize("backend", backend_params("memory", "redis"))
+pytestmark = pytest.mark.parametrize("backend", backend_params("memory", "redis", "cluster"))
 FAIL, OK = 1, 0
 
 

@@ -26,10 +26,11 @@ from headway.cache.decorator import CachedFactory, CachedFunction
 from headway.cache.keys import Tenant
 from headway.cache.loading import Loader
 from headway.cache.settings import CacheSettings
+from headway.constants import REDIS_SCHEMES
 
 registry.register("cache", "memory", "headway.cache.backends.memory:MemoryCacheBackend")
 registry.register("cache", "sqlite", "headway.cache.backends.sqlite:SqliteCacheBackend")
-for _scheme in ("redis", "rediss", "unix"):
+for _scheme in REDIS_SCHEMES:
     registry.register(
         "cache", _scheme, "headway.cache.backends.redis:RedisCacheBackend", extra="redis"
     )

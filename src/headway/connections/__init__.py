@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from headway import registry
+from headway.constants import REDIS_SCHEMES
 from headway.settings import Settings, mask_url
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ registry.register(
 registry.register(
     "connection", "postgres", "headway.connections.postgres:make_engine", extra="postgres"
 )
-for _scheme in ("redis", "rediss", "unix"):
+for _scheme in REDIS_SCHEMES:
     registry.register("connection", _scheme, "headway.connections.redis:make_client", extra="redis")
 
 
@@ -103,7 +104,7 @@ class Connections:
         redis_urls = {self.settings.redis_url} if self.settings.redis_url else set()
         for capability in ("jobs", "cache", "limits", "resilience", "flags", "events"):
             url = self.settings.backend_url(capability)
-            if registry.scheme_of(url) in ("redis", "rediss", "unix"):
+            if registry.scheme_of(url) in REDIS_SCHEMES:
                 redis_urls.add(url)
         for url in sorted(u for u in redis_urls if u):
             results.append(await self.check_redis(url))

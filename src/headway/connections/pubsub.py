@@ -30,6 +30,8 @@ async def listen(
     missed: the caller resynchronises there).
     """
     task = asyncio.current_task()
+    if hasattr(client, "nodes_manager"):  # a Redis Cluster client must know its slots first
+        await client.initialize()
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     try:
         await pubsub.subscribe(channel)

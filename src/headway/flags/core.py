@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from headway import registry
 from headway.capability import Capability, Readiness
+from headway.constants import REDIS_SCHEMES
 from headway.flags.base import FlagNotFound, FlagStore
 from headway.flags.evaluate import ERROR, CompiledFlag, Evaluation, not_found
 from headway.flags.feed import RedisFeed
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     from headway.hub import Headway
 
 log = logging.getLogger("headway.flags")
-REDIS_SCHEMES = ("redis", "rediss", "unix")
 Snapshot = dict[tuple[str, str], CompiledFlag]
 MAX_FLAGS = 500  # distinct flag keys counted by name; later ones count as OTHER
 OTHER = "other"

@@ -21,6 +21,7 @@ calls) reach a share of a sliding window of calls or seconds; it stays open
 from __future__ import annotations
 
 from headway import registry
+from headway.constants import REDIS_SCHEMES
 from headway.resilience.base import CLOSED, HALF_OPEN, OPEN, BreakerBackend, Snapshot
 from headway.resilience.breaker import Breaker, CircuitOpenError, UnknownBreakerError
 from headway.resilience.core import Breakers
@@ -28,7 +29,7 @@ from headway.resilience.policy import Policy
 from headway.resilience.settings import BreakersSettings
 
 registry.register("resilience", "memory", "headway.resilience.backends.memory:MemoryBreakerBackend")
-for _scheme in ("redis", "rediss", "unix"):
+for _scheme in REDIS_SCHEMES:
     registry.register(
         "resilience",
         _scheme,

@@ -18,6 +18,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from headway.cache.base import CacheBackend, Entry
 from headway.connections.pubsub import listen as pubsub_listen
+from headway.connections.redis import ConcurrentCalls, is_cluster
 
 if TYPE_CHECKING:
     from redis.asyncio.client import Pipeline
@@ -43,6 +44,7 @@ class RedisCacheBackend(CacheBackend):
             self.client = aioredis.Redis.from_url(url)
             self._own = True
         self._sha: dict[str, str] = {}
+        self.cluster = is_cluster(url)
 
     async def close(self) -> None:
         if self._own:
@@ -64,11 +66,18 @@ class RedisCacheBackend(CacheBackend):
             shas = await self._load()
             return await self.client.evalsha(shas[name], len(keys), *keys, *args)
 
+    def _pipeline(self) -> Pipeline:
+        if self.cluster:
+            # redis-py refuses EVALSHA in a cluster pipeline: send each call to its slot's
+            # node concurrently instead (still one round trip per node, not per call)
+            return cast("Pipeline", ConcurrentCalls(self.client))
+        return self.client.pipeline(transaction=False)
+
     async def _run(self, build: Callable[[Pipeline, dict[str, str]], None]) -> list[Any]:
         """Run a pipeline that may call scripts; reload them once if the server lost them."""
         for attempt in (1, 2):
             shas = await self._shas() if attempt == 1 else await self._load()
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self._pipeline()
             build(pipe, shas)
             try:
                 return list(await pipe.execute())
@@ -88,6 +97,8 @@ class RedisCacheBackend(CacheBackend):
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
+        if self.cluster:  # keys of several tenants live in several slots
+            return cast("list[bytes | None]", await self.client.mget_nonatomic(keys))  # type: ignore[attr-defined]
         return cast("list[bytes | None]", await self.client.mget(keys))
 
     async def set_many(self, entries: Sequence[Entry], *, notify: bytes | None = None) -> None:
@@ -109,7 +120,7 @@ class RedisCacheBackend(CacheBackend):
     async def delete_many(self, keys: Sequence[str], *, notify: bytes | None = None) -> int:
         if not keys:
             return 0
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._pipeline()
         pipe.delete(*keys)
         if notify is not None:
             pipe.publish(self.channel, notify)
