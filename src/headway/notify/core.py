@@ -97,7 +97,11 @@ class Notify(Capability):
         from headway.webhooks.ssrf import Guard
 
         s = self.settings
-        guard = Guard(load_section(WebhooksSettings).allow_hosts)
+        webhooks = self.hw.capabilities.get("webhooks")
+        # the webhooks' guard (same allow-list), else one from HEADWAY_WEBHOOKS_ALLOW_HOSTS
+        guard = getattr(webhooks, "guard", None) or Guard(
+            load_section(WebhooksSettings).allow_hosts
+        )
         out: list[Channel] = [
             PushChannel(client, _secret(s.push_url), s.http_timeout, guard),
             SmsChannel(load_provider(s.sms_provider, s)),
