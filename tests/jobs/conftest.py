@@ -1,4 +1,7 @@
-"""Job fixtures: a started hub with the jobs capability on the parametrized backend."""
+"""Job fixtures: a started hub with the jobs capability on the parametrized backend.
+
+PostgreSQL: the job tables go in the test's own schema (``pg_url``), dropped afterwards.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import pytest
 from headway import Headway
 from headway.jobs import JobBackend, Jobs
 
-ALL_BACKENDS = ("memory", "sqlite", "redis")
+ALL_BACKENDS = ("memory", "sqlite", "redis", "postgres")
 
 
 @pytest.fixture
@@ -21,6 +24,9 @@ def jobs_url(backend: str, backend_url: str, redis_prefix: str) -> str:
     """The URL of the parametrized ``backend`` kind, with the test's own Redis key prefix."""
     if backend_url.startswith("redis"):
         return f"{backend_url}?prefix={redis_prefix}"
+    if backend_url.startswith("postgres"):  # the job tables in the test's own schema
+        schema = backend_url.rpartition("schema=")[2]
+        return f"{backend_url}&jobs_schema={schema}"
     return backend_url
 
 

@@ -41,7 +41,7 @@ async def wait_for(predicate: object, what: str, deadline: float) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", backend_params("sqlite", "redis"))
+@pytest.mark.parametrize("backend", backend_params("sqlite", "redis", "postgres"))
 async def test_sigkill_a_worker_mid_run(jobs: Jobs, jobs_url: str, tmp_path: Path) -> None:
     log = tmp_path / "runs.log"
     record = jobs.task(name="record", retries=5)(lambda n: n)  # the name the workers know

@@ -51,6 +51,10 @@ from headway.jobs.worker import Worker
 
 registry.register("jobs", "memory", "headway.jobs.backends.memory:MemoryJobBackend")
 registry.register("jobs", "sqlite", "headway.jobs.backends.sqlite:SQLiteJobBackend")
+for _scheme in ("postgresql", "postgres"):
+    registry.register(
+        "jobs", _scheme, "headway.jobs.backends.postgres:PostgresJobBackend", extra="postgres"
+    )
 for _scheme in ("redis", "rediss", "unix"):
     registry.register("jobs", _scheme, "headway.jobs.backends.redis:RedisJobBackend", extra="redis")
 

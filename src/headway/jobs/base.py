@@ -22,7 +22,7 @@ import asyncio
 import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from headway.jobs import constants as c
 from headway.jobs.models import Claimed, JobRecord, NewJob, Outcome
@@ -56,8 +56,21 @@ class JobBackend(ABC):
     # -- producer ---------------------------------------------------------------------
 
     @abstractmethod
-    async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool]:
-        """Store ``jobs`` in one round trip; per job, False when its id already existed."""
+    async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool | str]:
+        """Store ``jobs`` in one round trip. Per job: True when stored, False when its id
+        already existed, or the id of the job holding its unique key (see the module doc).
+        """
+
+    async def enqueue_in(
+        self, session: Any, queue: str, jobs: Sequence[NewJob]
+    ) -> list[bool | str]:
+        """Like :meth:`enqueue`, written through ``session`` (a SQLAlchemy AsyncSession)
+        in its transaction: the jobs exist only if it commits. SQL backends only."""
+        raise TypeError(
+            f"session= (transactional enqueue) needs a SQL job store "
+            f"(PostgreSQL, or SQLite in the session's own database file); "
+            f"this one is {type(self).__name__}"
+        )
 
     # -- worker -----------------------------------------------------------------------
 

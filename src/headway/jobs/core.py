@@ -25,6 +25,7 @@ from headway.settings import load_section
 
 _NO_OPTIONS = CallOptions()
 _REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+_PG_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+asyncpg"})
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -48,7 +49,13 @@ def _unavailable(exc: BaseException) -> bool:
     """A connection-level failure (server down, reset) rather than a bug."""
     if isinstance(exc, OSError | ConnectionError | TimeoutError):
         return True
-    return type(exc).__module__.startswith("redis") and "Connection" in type(exc).__name__
+    kind = type(exc)
+    if kind.__module__.startswith("asyncpg"):
+        names = {k.__name__ for k in kind.__mro__}
+        return bool(names & {"PostgresConnectionError", "OperatorInterventionError"}) or (
+            "InterfaceError" in names and "closed" in str(exc)
+        )
+    return kind.__module__.startswith("redis") and "Connection" in kind.__name__
 
 
 class Jobs(Capability):
@@ -98,11 +105,21 @@ class Jobs(Capability):
         self._backend = backend
 
     def _backend_url(self) -> str:
-        """The URL, with ``HEADWAY_JOBS_REDIS_PREFIX`` as the Redis ``?prefix=`` unless set."""
+        """The URL with the settings as the backend's own options unless the URL sets them:
+        ``HEADWAY_JOBS_REDIS_PREFIX`` as Redis ``?prefix=``; ``HEADWAY_JOBS_PG_SCHEMA`` and
+        ``HEADWAY_JOBS_PG_NOTIFY`` as PostgreSQL ``?jobs_schema=`` and ``?notify=``."""
         parts = urlsplit(self.url)
-        if parts.scheme not in _REDIS_SCHEMES or "prefix" in dict(parse_qsl(parts.query)):
+        given = dict(parse_qsl(parts.query))
+        extra: dict[str, str] = {}
+        if parts.scheme in _REDIS_SCHEMES:
+            extra["prefix"] = self.settings.redis_prefix
+        elif parts.scheme in _PG_SCHEMES:
+            extra["jobs_schema"] = self.settings.pg_schema
+            extra["notify"] = "1" if self.settings.pg_notify else "0"
+        added = [f"{k}={v}" for k, v in extra.items() if k not in given]
+        if not added:
             return self.url
-        query = "&".join(q for q in (parts.query, f"prefix={self.settings.redis_prefix}") if q)
+        query = "&".join(q for q in (parts.query, *added) if q)
         return urlunsplit(parts._replace(query=query))
 
     async def stop(self) -> None:
@@ -228,7 +245,12 @@ class Jobs(Capability):
         )
         delay = 0.0 if opts is _NO_OPTIONS else opts.delay_seconds()
         job_id = opts.job_id or os.urandom(16).hex()
-        new = NewJob(job_id, task.name, data, priority, task.retries + 1, delay)
+        if opts.unique_key is not None and not opts.unique_key:
+            raise ValueError("unique_key must be a non-empty string")
+        new = NewJob(
+            job_id, task.name, data, priority, task.retries + 1, delay, opts.tenant,
+            opts.unique_key, opts.unique_ttl or 0.0,
+        )  # fmt: skip
         return (check_queue(opts.queue) if opts.queue else task.queue), new
 
     async def enqueue_one(
@@ -239,14 +261,18 @@ class Jobs(Capability):
         options: CallOptions | None = None,
     ) -> JobHandle:
         """Enqueue one job (what ``task.enqueue()`` calls): one backend round trip."""
-        queue, new = self._new_job(name, args, kwargs, options or _NO_OPTIONS)
+        opts = options or _NO_OPTIONS
+        queue, new = self._new_job(name, args, kwargs, opts)
         try:
-            (created,) = await self.backend.enqueue(queue, (new,))
+            if opts.session is not None:
+                (created,) = await self.backend.enqueue_in(opts.session, queue, (new,))
+            else:
+                (created,) = await self.backend.enqueue(queue, (new,))
         except Exception as exc:
             if _unavailable(exc):
                 raise BackendUnavailableError(f"job backend unavailable: {exc}") from exc
             raise
-        return JobHandle(self, new.id, queue, new.task, created)
+        return _handle(self, queue, new, created)
 
     async def enqueue_many(self, calls: Iterable[EnqueueCall]) -> list[JobHandle]:
         """Enqueue jobs, one backend round trip per queue and batch (``enqueue_batch``)."""
@@ -255,7 +281,7 @@ class Jobs(Capability):
         by_queue: dict[str, list[int]] = {}
         for index, (queue, _) in enumerate(prepared):
             by_queue.setdefault(queue, []).append(index)
-        created = [True] * len(prepared)
+        created: list[bool | str] = [True] * len(prepared)
         size = self.backend.enqueue_batch
         for queue, indexes in by_queue.items():
             for start in range(0, len(indexes), size):
@@ -265,10 +291,7 @@ class Jobs(Capability):
                 )
                 for i, flag in zip(chunk, flags, strict=True):
                     created[i] = flag
-        return [
-            JobHandle(self, new.id, queue, new.task, created[i])
-            for i, (queue, new) in enumerate(prepared)
-        ]
+        return [_handle(self, queue, new, created[i]) for i, (queue, new) in enumerate(prepared)]
 
     async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call the backend; a connection failure becomes BackendUnavailableError."""
@@ -388,6 +411,13 @@ class Jobs(Capability):
         from headway.jobs.scheduler import Scheduler
 
         return Scheduler(self, **options)
+
+
+def _handle(jobs: Jobs, queue: str, new: NewJob, created: bool | str) -> JobHandle:
+    """The handle of an enqueued job; of the job holding its unique key when that was taken."""
+    if isinstance(created, str):
+        return JobHandle(jobs, created, queue, new.task, False)
+    return JobHandle(jobs, new.id, queue, new.task, created)
 
 
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")

@@ -18,6 +18,9 @@ class NewJob:
     priority: int = 0
     max_attempts: int = 1
     delay: float = 0.0  # seconds from the backend's now; > 0 makes the job "scheduled"
+    tenant: str | None = None  # claims take turns between tenants
+    unique_key: str | None = None  # not stored while another job of the queue holds it
+    unique_ttl: float = 0.0  # ... and for this many seconds after it was enqueued
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,18 @@ class JobsSettings(BaseSettings):
         max_length=64,
         description="First segment of every Redis job key (a `?prefix=` in the URL wins).",
     )
+    pg_schema: str = Field(
+        "headway_jobs",
+        min_length=1,
+        max_length=63,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="PostgreSQL schema of the job tables (a `?jobs_schema=` in the URL wins).",
+    )
+    pg_notify: bool = Field(
+        True,
+        description="PostgreSQL: wake idle workers with LISTEN/NOTIFY; false = they poll "
+        "every poll_interval.",
+    )
     keep_succeeded: int = Field(
         c.KEEP_SUCCEEDED, ge=0, description="Succeeded jobs kept per queue (newest first)."
     )

@@ -33,6 +33,9 @@ class CallOptions:
     tenant: str | None = None
     user_id: str | None = None
     meta: dict[str, Any] | None = None
+    unique_key: str | None = None
+    unique_ttl: float | None = None
+    session: Any = None  # a SQLAlchemy AsyncSession: enqueue in its transaction
 
     def delay_seconds(self) -> float:
         if self.delay is not None and self.run_at is not None:

@@ -100,8 +100,9 @@ class MemoryJobBackend(JobBackend):
 
     # -- contract ---------------------------------------------------------------------
 
-    async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool]:
-        q, now, created = self._q(queue), time.time(), []
+    async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool | str]:
+        q, now = self._q(queue), time.time()
+        created: list[bool | str] = []
         for new in jobs:
             if new.id in q.jobs:
                 created.append(False)

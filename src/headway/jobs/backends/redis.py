@@ -198,7 +198,7 @@ class RedisJobBackend(JobBackend):
 
     # -- producer ---------------------------------------------------------------------
 
-    async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool]:
+    async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool | str]:
         if not self._registered(queue):
             await self._register(queue)
         keys = self._script_keys(queue, "enqueue", ("ready", "scheduled", "seq", "notify"))

@@ -92,7 +92,7 @@ class SQLiteJobBackend(JobBackend):
 
     # -- producer ---------------------------------------------------------------------
 
-    async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool]:
+    async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool | str]:
         if not jobs:
             return []
         now, rows, seen = time.time(), [], set()
@@ -113,7 +113,8 @@ class SQLiteJobBackend(JobBackend):
                 params,
             )
             inserted = {row[0] for row in await cursor.fetchall()}
-        flags, first = [], set()
+        flags: list[bool | str] = []
+        first: set[str] = set()
         for job in jobs:
             flags.append(job.id in inserted and job.id not in first)
             first.add(job.id)
