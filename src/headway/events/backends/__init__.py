@@ -1,0 +1,1 @@
+"""Fan-out backends: ``memory://``, ``redis://`` and ``postgresql://``."""
