@@ -274,10 +274,15 @@ class Jobs(Capability):
             raise
         return _handle(self, queue, new, created)
 
-    async def enqueue_many(self, calls: Iterable[EnqueueCall]) -> list[JobHandle]:
-        """Enqueue jobs, one backend round trip per queue and batch (``enqueue_batch``)."""
+    async def enqueue_many(
+        self, calls: Iterable[EnqueueCall], *, session: Any = None
+    ) -> list[JobHandle]:
+        """Enqueue jobs, one backend round trip per queue and batch (``enqueue_batch``);
+        with ``session`` (SQL stores), in that SQLAlchemy session's transaction."""
         # Every TypeError before any write.
         prepared = [self._new_job(e.task, e.args, e.kwargs, e.options) for e in calls]
+        if session is not None:
+            return await self._enqueue_in(session, prepared)
         by_queue: dict[str, list[int]] = {}
         for index, (queue, _) in enumerate(prepared):
             by_queue.setdefault(queue, []).append(index)
@@ -292,6 +297,15 @@ class Jobs(Capability):
                 for i, flag in zip(chunk, flags, strict=True):
                     created[i] = flag
         return [_handle(self, queue, new, created[i]) for i, (queue, new) in enumerate(prepared)]
+
+    async def _enqueue_in(
+        self, session: Any, prepared: list[tuple[str, NewJob]]
+    ) -> list[JobHandle]:
+        handles: list[JobHandle] = []
+        for queue, new in prepared:  # in the caller's transaction: usually a job or two
+            (created,) = await self._call(self.backend.enqueue_in, session, queue, [new])
+            handles.append(_handle(self, queue, new, created))
+        return handles
 
     async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call the backend; a connection failure becomes BackendUnavailableError."""

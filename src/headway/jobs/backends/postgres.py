@@ -209,8 +209,11 @@ class PostgresJobBackend(JobBackend):
     async def enqueue_in(
         self, session: Any, queue: str, jobs: Sequence[NewJob]
     ) -> list[bool | str]:
-        conn = await _driver_connection(session, self)
-        rows = await conn.fetch(self.sql["enqueue"], *self._enqueue_args(queue, jobs))
+        """Through the session's connection (SQLAlchemy, so its BEGIN has been sent: a
+        statement sent to the asyncpg connection beneath could run outside it)."""
+        conn = await _session_connection(session, self)
+        args = tuple(self._enqueue_args(queue, jobs))
+        rows = (await conn.exec_driver_sql(self.sql["enqueue"], args)).fetchall()
         return _created(jobs, rows)
 
     # -- worker -----------------------------------------------------------------------
@@ -346,8 +349,8 @@ def _created(jobs: Sequence[NewJob], rows: Sequence[Any]) -> list[bool | str]:
     return out
 
 
-async def _driver_connection(session: Any, backend: PostgresJobBackend) -> asyncpg.Connection:
-    """The asyncpg connection under a SQLAlchemy AsyncSession (or AsyncConnection)."""
+async def _session_connection(session: Any, backend: PostgresJobBackend) -> Any:
+    """The SQLAlchemy AsyncConnection of ``session``, checked to be on the jobs database."""
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
     if isinstance(session, AsyncSession):
@@ -366,7 +369,7 @@ async def _driver_connection(session: Any, backend: PostgresJobBackend) -> async
             "session= must use the database of the job store "
             "(its transaction cannot include another database's job)"
         )
-    return raw
+    return conn
 
 
 def _same_database(raw: asyncpg.Connection, backend: PostgresJobBackend) -> bool:

@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from importlib import resources
 from typing import Any
 
@@ -36,8 +38,115 @@ _RUNNING = "queue = ? AND id = ? AND attempts = ? AND state = 'running'"
 _LOST = "lease expired (worker lost) after the last attempt"
 
 
+_NEW_COLUMNS = {
+    "tenant": "TEXT NOT NULL DEFAULT ''",
+    "unique_key": "TEXT",
+    "unique_until": "REAL",
+    "cancel": "INTEGER NOT NULL DEFAULT 0",
+}
+_INSERT = (
+    "INSERT INTO hw_jobs (queue, id, task, data, state, priority, max_attempts, enqueued_at, "
+    "run_at, tenant, unique_key, unique_until) VALUES "
+)
+_HOLDER = (
+    "SELECT id FROM hw_jobs WHERE queue = ? AND unique_key = ? AND "
+    "(state IN ('queued', 'scheduled', 'running') OR unique_until > ?) LIMIT 1"
+)
+Run = Callable[[str, Sequence[Any]], Awaitable[list[Any]]]
+
+
 def _record(row: Any) -> JobRecord:
     return JobRecord(*row)
+
+
+async def _upgrade(db: aiosqlite.Connection) -> None:
+    """Add the columns a job file made by an older release lacks."""
+    have = {row[1] for row in await db.execute_fetchall("PRAGMA table_info(hw_jobs)")}
+    for name, kind in _NEW_COLUMNS.items():
+        if name not in have:
+            await db.execute(f"ALTER TABLE hw_jobs ADD COLUMN {name} {kind}")
+    await db.execute(
+        "CREATE INDEX IF NOT EXISTS hw_jobs_unique ON hw_jobs (queue, unique_key) "
+        "WHERE unique_key IS NOT NULL"
+    )
+    await db.execute(
+        "CREATE INDEX IF NOT EXISTS hw_jobs_tenant ON hw_jobs (queue, state, tenant, "
+        "priority DESC, run_at)"
+    )
+
+
+async def _fetch(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    return list(await db.execute_fetchall(sql, params))
+
+
+def _row(queue: str, job: NewJob, now: float) -> tuple[Any, ...]:
+    state = c.SCHEDULED if job.delay > 0 else c.QUEUED
+    until = now + job.unique_ttl if job.unique_key is not None else None
+    return (queue, job.id, job.task, job.data, state, job.priority, job.max_attempts, now,
+            now + max(job.delay, 0.0), job.tenant or "", job.unique_key, until)  # fmt: skip
+
+
+async def _insert(run: Run, queue: str, jobs: Sequence[NewJob]) -> list[bool | str]:
+    """Store jobs inside the caller's write transaction (see JobBackend.enqueue)."""
+    now = time.time()
+    await run("INSERT OR IGNORE INTO hw_job_queues (name) VALUES (?)", (queue,))
+    if any(j.unique_key is not None for j in jobs):
+        return [await _insert_unique(run, queue, job, now) for job in jobs]
+    rows, seen = [], set()
+    for job in jobs:
+        if job.id not in seen:
+            seen.add(job.id)
+            rows.append(_row(queue, job, now))
+    values = ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?)"] * len(rows))
+    params = [value for row in rows for value in row]
+    found = await run(f"{_INSERT}{values} ON CONFLICT DO NOTHING RETURNING id", params)
+    inserted = {row[0] for row in found}
+    flags: list[bool | str] = []
+    first: set[str] = set()
+    for job in jobs:
+        flags.append(job.id in inserted and job.id not in first)
+        first.add(job.id)
+    return flags
+
+
+async def _insert_unique(run: Run, queue: str, job: NewJob, now: float) -> bool | str:
+    if job.unique_key is not None:
+        holder = await run(_HOLDER, (queue, job.unique_key, now))
+        if holder:
+            return str(holder[0][0])
+    found = await run(
+        f"{_INSERT}(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING id",
+        _row(queue, job, now),
+    )
+    return bool(found)
+
+
+async def _session_connection(session: Any, path: str) -> Any:
+    """The SQLAlchemy AsyncConnection of ``session``, checked to be on the jobs file."""
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+    if isinstance(session, AsyncSession):
+        conn = await session.connection()
+    elif isinstance(session, AsyncConnection):
+        conn = session
+    else:
+        raise TypeError(
+            f"session= takes a SQLAlchemy AsyncSession or AsyncConnection, not {type(session)}"
+        )
+    url = conn.engine.url
+    theirs = url.database or ""
+    if not url.drivername.startswith("sqlite") or not _same_file(theirs, path):
+        raise ValueError(
+            "session= must be a session on the job store's own SQLite file "
+            f"({path}); jobs cannot join a transaction of another database"
+        )
+    return conn
+
+
+def _same_file(a: str, b: str) -> bool:
+    if ":memory:" in (a, b) or not a or not b:
+        return False
+    return os.path.realpath(os.path.expanduser(a)) == os.path.realpath(os.path.expanduser(b))
 
 
 class SQLiteJobBackend(JobBackend):
@@ -56,6 +165,7 @@ class SQLiteJobBackend(JobBackend):
         await db.execute("PRAGMA synchronous = NORMAL")
         schema = resources.files("headway.jobs.backends").joinpath("sql/sqlite.sql").read_text()
         await db.executescript(schema)
+        await _upgrade(db)
         self._db = db
 
     async def close(self) -> None:
@@ -95,30 +205,20 @@ class SQLiteJobBackend(JobBackend):
     async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool | str]:
         if not jobs:
             return []
-        now, rows, seen = time.time(), [], set()
-        for job in jobs:
-            if job.id in seen:
-                continue
-            seen.add(job.id)
-            state = c.SCHEDULED if job.delay > 0 else c.QUEUED
-            rows.append((queue, job.id, job.task, job.data, state, job.priority,
-                         job.max_attempts, now, now + max(job.delay, 0.0)))  # fmt: skip
-        values = ",".join(["(?,?,?,?,?,?,?,?,?)"] * len(rows))
-        params = [value for row in rows for value in row]
         async with self._tx() as db:
-            await db.execute("INSERT OR IGNORE INTO hw_job_queues (name) VALUES (?)", (queue,))
-            cursor = await db.execute(
-                "INSERT INTO hw_jobs (queue, id, task, data, state, priority, max_attempts, "  # noqa: S608
-                f"enqueued_at, run_at) VALUES {values} ON CONFLICT DO NOTHING RETURNING id",
-                params,
-            )
-            inserted = {row[0] for row in await cursor.fetchall()}
-        flags: list[bool | str] = []
-        first: set[str] = set()
-        for job in jobs:
-            flags.append(job.id in inserted and job.id not in first)
-            first.add(job.id)
-        return flags
+            return await _insert(partial(_fetch, db), queue, jobs)
+
+    async def enqueue_in(
+        self, session: Any, queue: str, jobs: Sequence[NewJob]
+    ) -> list[bool | str]:
+        """Through ``session`` (a SQLAlchemy AsyncSession on this very database file)."""
+        conn = await _session_connection(session, self.path)
+
+        async def run(sql: str, params: Sequence[Any]) -> builtins.list[Any]:
+            result = await conn.exec_driver_sql(sql, tuple(params))
+            return list(result.fetchall()) if result.returns_rows else []
+
+        return await _insert(run, queue, jobs) if jobs else []
 
     # -- worker -----------------------------------------------------------------------
 

@@ -4,7 +4,11 @@
 -- enqueue and never changed; the other columns are the job's lifecycle. Ready jobs are
 -- claimed in (priority DESC, run_at) order through hw_jobs_claim; run_at is when the job
 -- became due, so retried and delayed jobs queue behind those already waiting.
+-- `tenant` ('' = none): claims take turns between tenants. `unique_key` + `unique_until`:
+-- a unique job's slot. `cancel`: a cancel request for a running job.
 -- hw_job_queues: every queue seen, and whether it is paused.
+-- Columns added after the first release are added by the backend (ALTER TABLE) when an
+-- older file lacks them: see SQLiteJobBackend._upgrade.
 CREATE TABLE IF NOT EXISTS hw_jobs (
     queue            TEXT    NOT NULL,
     id               TEXT    NOT NULL,
@@ -25,6 +29,10 @@ CREATE TABLE IF NOT EXISTS hw_jobs (
     result           BLOB,
     error            TEXT,
     traceback        TEXT,
+    tenant           TEXT    NOT NULL DEFAULT '',
+    unique_key       TEXT,
+    unique_until     REAL,
+    cancel           INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (queue, id)
 );
 CREATE INDEX IF NOT EXISTS hw_jobs_claim ON hw_jobs (queue, state, priority DESC, run_at);
