@@ -83,7 +83,9 @@ async def env(wf_url: str, jobs_url: str, tmp_path: Path) -> AsyncIterator[Runni
         await hub.stop()
 
 
-async def eventually(predicate: Callable[[], Any], within: float = 10.0, step: float = 0.01) -> None:
+async def eventually(
+    predicate: Callable[[], Any], within: float = 10.0, step: float = 0.01
+) -> None:
     """Poll ``predicate`` (sync or async) until true; AssertionError after ``within`` s."""
     for _ in range(int(within / step) + 1):
         value = predicate()

@@ -6,11 +6,11 @@ import asyncio
 import time
 
 import pytest
+from tests.conftest import backend_params
+from tests.workflows.conftest import STORES
 
 from headway.workflows import ApprovalRecord, RunRecord, StepRecord, WorkflowBackend
 from headway.workflows import constants as c
-from tests.conftest import backend_params
-from tests.workflows.conftest import STORES
 
 pytestmark = pytest.mark.parametrize("backend", backend_params(*STORES))
 
@@ -157,7 +157,8 @@ async def test_decide_approval_once(store: WorkflowBackend) -> None:
     assert got is not None and got.state == c.APPROVED
     assert got.decided_by == f"u{wins.index(True)}" and got.comment == "ok"
     assert await store.pending_approvals() == 0
-    assert await store.list_approvals(tenant="t1", state=c.APPROVAL_PENDING, limit=5, offset=0) == []
+    left = await store.list_approvals(tenant="t1", state=c.APPROVAL_PENDING, limit=5, offset=0)
+    assert left == []
 
 
 async def test_an_expired_approval_cannot_be_approved(store: WorkflowBackend) -> None:

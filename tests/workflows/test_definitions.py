@@ -41,7 +41,8 @@ def test_dag_orders_steps_and_gives_several_results_as_a_dict() -> None:
             "root": "t.root",
         },
     )
-    assert list(wf.steps)[0] == "root" and list(wf.steps)[-1] == "join"
+    order = list(wf.steps)
+    assert order[0] == "root" and order[-1] == "join"
     assert wf.steps["join"].mode == c.DICT
     assert Workflow.from_spec(wf.to_spec()).to_spec() == wf.to_spec()
 

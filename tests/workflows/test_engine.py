@@ -7,12 +7,12 @@ import asyncio
 from typing import Any
 
 import pytest
-
-from headway.jobs import Backoff
-from headway.workflows import RunNotFound, chain, dag, group, step
-from headway.workflows import constants as c
 from tests.conftest import backend_params
 from tests.workflows.conftest import Running, eventually
+
+from headway.jobs import Backoff
+from headway.workflows import RunNotFound, dag, step
+from headway.workflows import constants as c
 
 pytestmark = pytest.mark.parametrize("backend", backend_params("memory", "sqlite", "redis"))
 

@@ -232,16 +232,22 @@ class Workflows(Capability):
         return await self.get(run.id)
 
     async def get(self, run_id: str, *, tenant: str | int | None = None) -> RunRecord:
-        """The run with its steps (a queued step whose job runs shows ``running``)."""
-        run = await self.backend.get_run(run_id) if isinstance(run_id, str) else None
-        if run is None or (tenant is not None and run.tenant != str(tenant)):
-            raise RunNotFound(f"no workflow run {run_id!r}")
+        """The run with its steps, as the read API shows it: ``state`` is ``waiting``
+        while a step waits for approval, and a queued step whose job runs is ``running``."""
+        run = await self._stored(run_id, tenant)
         for rec in run.steps.values():
             if rec.state == c.QUEUED and rec.job_id and run.state == c.RUNNING:
                 job = await self.jobs.get(rec.job_id, rec.queue)
                 if job is not None and job.state == JOB_RUNNING:
                     rec.state, rec.started_at = c.STEP_RUNNING, job.started_at
                     rec.attempts = max(rec.attempts, job.attempts)
+        run.state = run.display_state
+        return run
+
+    async def _stored(self, run_id: str, tenant: str | int | None) -> RunRecord:
+        run = await self.backend.get_run(run_id) if isinstance(run_id, str) else None
+        if run is None or (tenant is not None and run.tenant != str(tenant)):
+            raise RunNotFound(f"no workflow run {run_id!r}")
         return run
 
     async def runs(
@@ -256,14 +262,14 @@ class Workflows(Capability):
         found = await self.backend.list_runs(
             tenant=_opt(tenant), state=stored, limit=limit, offset=offset
         )
-        if state in (c.WAITING, c.RUNNING):
-            found = [r for r in found if r.display_state == state]
-        return found
+        for run in found:
+            run.state = run.display_state
+        return [r for r in found if state is None or r.state == state]
 
     async def cancel(self, run_id: str, *, tenant: str | int | None = None) -> bool:
         """Cancel a running run: queued steps never run, open approvals close. False if it
         had already ended."""
-        run = await self.get(run_id, tenant=tenant)
+        run = await self._stored(run_id, tenant)
         return await self.engine.finish(run, c.CANCELLED, error="cancelled")
 
     async def wait(self, run_id: str, timeout: float | None = None) -> RunRecord:  # noqa: ASYNC109

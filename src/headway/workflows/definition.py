@@ -210,9 +210,9 @@ ChainItem = Step | TaskRef | Sequence[Step | TaskRef]
 
 
 def _members(item: ChainItem) -> list[Step | TaskRef]:
-    if isinstance(item, Step | Task | str):
-        return [item]
-    return list(item)
+    if isinstance(item, list | tuple):
+        return list(item)
+    return [item]  # checked by _short / _as_step
 
 
 def chain(name: str, *items: ChainItem) -> Workflow:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("headway.workflows")
 Fire = Callable[[str, RunRecord, ApprovalRecord | None], Awaitable[None]]
+_NO_STEP = StepRecord("")
 _SPECS: dict[str, Workflow] = {}  # parsed specs, by their JSON (bounded by definitions)
 
 
@@ -223,7 +224,7 @@ class Engine:
     async def apply_decision(self, approval: ApprovalRecord) -> None:
         """Move the approval's step after its (recorded) decision, then advance."""
         run = await self.store.get_run(approval.run_id)
-        if run is None or approval.step not in run.steps:
+        if run is None or run.steps.get(approval.step, _NO_STEP).approval_id != approval.id:
             return
         if approval.state == c.APPROVED:
             st = spec_of(run).steps[approval.step]
