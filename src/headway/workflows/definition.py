@@ -210,9 +210,11 @@ ChainItem = Step | TaskRef | Sequence[Step | TaskRef]
 
 
 def _members(item: ChainItem) -> list[Step | TaskRef]:
+    if isinstance(item, Step | Task | str):
+        return [item]
     if isinstance(item, list | tuple):
         return list(item)
-    return [item]  # checked by _short / _as_step
+    raise DefinitionError(f"a chain item is a task, a step or a list of them, not {item!r}")
 
 
 def chain(name: str, *items: ChainItem) -> Workflow:
