@@ -160,7 +160,8 @@ class Headway:
         return CursorCodec(self.settings.secret_bytes())
 
     def install(self, app: Starlette) -> None:
-        """Wire ``app``: the hub's lifespan, error shape, compression/ETag, admin routes."""
+        """Wire ``app``: the hub's lifespan, error shape, compression/ETag, admin routes and
+        the admin dashboard (``/admin/ui``)."""
         if getattr(app.state, "headway", None) is self:
             return
         app.state.headway = self
@@ -170,10 +171,15 @@ class Headway:
         for capability in self._capabilities.values():
             if capability is not observe:
                 capability.install(app)
+        from headway.dashboard import Dashboard  # the admin UI, at /admin/ui
+
+        app.state.headway_dashboard = dashboard = Dashboard(self)
         if isinstance(app, FastAPI):
+            app.include_router(dashboard.router)
             app.include_router(self.admin_router)
         else:
             sub = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+            sub.include_router(dashboard.router)
             sub.include_router(self.admin_router)
             app.mount("/", sub)
         app.add_middleware(ETagMiddleware)

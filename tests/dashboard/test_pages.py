@@ -1,0 +1,206 @@
+"""Every page renders from the capabilities' public API, and its actions do what they say."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from tests.dashboard.conftest import UI, Admin
+
+from headway import Headway
+
+
+@pytest.fixture
+async def hub_tasks(hub: Headway) -> Headway:
+    @hub.jobs.task(name="demo.add", queue="low", retries=0)
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    @hub.jobs.task(name="demo.boom", queue="low", retries=0)
+    async def boom() -> None:
+        raise RuntimeError("the provider said no")
+
+    @hub.jobs.cron("*/5 * * * *", name="every-five")
+    async def tick() -> None:
+        return None
+
+    hub.breakers.breaker("payments", failure_threshold=3)
+    return hub
+
+
+async def _run_worker(hw: Headway, until: int) -> None:
+    """Run a worker on "low" until ``until`` jobs have finished there."""
+    worker = hw.jobs.worker(["low"], grace=1)
+    task = asyncio.create_task(worker.run())
+    try:
+        async with asyncio.timeout(20):
+            while True:
+                row = (await hw.jobs.stats()).get("low", {})
+                if row.get("succeeded", 0) + row.get("failed", 0) >= until:
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        worker.stop()
+        await task
+
+
+@pytest.mark.usefixtures("hub_tasks")
+async def test_every_page_renders(admin: Admin) -> None:
+    await admin.login()
+    paths = ["/", "/overview/live", "/jobs", "/jobs/live", "/jobs/list?queue=low&state=failed"]
+    paths += ["/cache", "/limits", "/breakers", "/flags", "/storage", "/database", "/audit"]
+    for path in paths:
+        r = await admin.client.get(UI + path)
+        assert r.status_code == 200, (path, r.text[:300])
+        assert "text/html" in r.headers["content-type"]
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+
+
+async def test_static_assets_are_packaged(admin: Admin) -> None:
+    r = await admin.client.get(f"{UI}/static/htmx.min.js")
+    assert r.status_code == 200
+    assert "htmx" in r.text[:200]
+    assert (await admin.client.get(f"{UI}/static/dashboard.css")).status_code == 200
+    assert "Zero-Clause BSD" in (await admin.client.get(f"{UI}/static/NOTICE")).text
+    assert (await admin.client.get(f"{UI}/static/../core.py")).status_code == 404
+
+
+async def test_failed_job_detail_retry_and_delete(admin: Admin, hub_tasks: Headway) -> None:
+    hw = hub_tasks
+    await admin.login()
+    failed = await hw.jobs.tasks["demo.boom"].enqueue()
+    ok = await hw.jobs.tasks["demo.add"].enqueue(2, 3)
+    await _run_worker(hw, 2)
+
+    listing = await admin.client.get(f"{UI}/jobs/list?queue=low&state=failed")
+    assert failed.id[:12] in listing.text and ok.id[:12] not in listing.text
+    detail = await admin.client.get(f"{UI}/jobs/job/{failed.id}?queue=low")
+    assert "the provider said no" in detail.text
+    assert "Traceback" in detail.text and "RuntimeError" in detail.text
+    done = await admin.client.get(f"{UI}/jobs/job/{ok.id}")
+    assert re.search(r"<pre>5</pre>", done.text)
+
+    r = await admin.post(f"/jobs/job/{failed.id}/retry", queue="low")
+    assert r.status_code == 303
+    assert (await hw.jobs.get(failed.id)).state == "queued"  # type: ignore[union-attr]
+    page = await admin.client.get(r.headers["location"])
+    assert f"Job {failed.id} requeued." in page.text
+
+    r = await admin.post(f"/jobs/job/{ok.id}/delete", queue="low")
+    assert r.status_code == 303
+    assert await hw.jobs.get(ok.id) is None
+
+
+async def test_a_missing_job_is_a_404_and_a_bad_action_an_error_message(admin: Admin) -> None:
+    await admin.login()
+    assert (await admin.client.get(f"{UI}/jobs/job/nope")).status_code == 404
+    r = await admin.post("/jobs/job/nope/retry")
+    assert r.status_code == 303
+    page = await admin.client.get(r.headers["location"])
+    assert "error: no job" in page.text
+    r = await admin.post("/jobs/clean", state="queued", older_than_hours="1")
+    assert r.status_code == 303
+    assert (
+        "error: clean takes a final state" in (await admin.client.get(r.headers["location"])).text
+    )
+
+
+async def test_search_by_task_and_tenant(admin: Admin, hub_tasks: Headway) -> None:
+    hw = hub_tasks
+    await admin.login()
+    job = await hw.jobs.tasks["demo.add"].options(tenant="acme").enqueue(1, 1)
+    other = await hw.jobs.tasks["demo.boom"].enqueue()
+    r = await admin.client.get(f"{UI}/jobs/list?queue=low&state=queued&q=acme")
+    assert job.id[:12] in r.text and other.id[:12] not in r.text
+    r = await admin.client.get(f"{UI}/jobs/list?queue=low&state=queued&q=demo.boom")
+    assert other.id[:12] in r.text and job.id[:12] not in r.text
+    r = await admin.client.get(f"{UI}/jobs/list?queue=low&state=queued&q={job.id}")
+    assert r.status_code == 303 and r.headers["location"].startswith(f"{UI}/jobs/job/{job.id}")
+
+
+async def test_queues_cron_and_scheduled(admin: Admin, hub_tasks: Headway) -> None:
+    hw = hub_tasks
+    await admin.login()
+    later = await hw.jobs.tasks["demo.add"].options(delay=3600).enqueue(1, 2)
+    await admin.post("/jobs/queues/low/pause")
+    page = (await admin.client.get(f"{UI}/jobs")).text
+    assert "every-five" in page and "*/5 * * * *" in page
+    assert later.id[:12] in page
+    assert re.search(r'data-queue="low">\s*<th scope="row">low <span class="badge paused">', page)
+    assert re.search(r'data-state="scheduled"><a [^>]*>1</a>', page)
+
+
+async def test_retry_all_and_clean(admin: Admin, hub_tasks: Headway) -> None:
+    hw = hub_tasks
+    await admin.login()
+    for _ in range(3):
+        await hw.jobs.tasks["demo.boom"].enqueue()
+    await _run_worker(hw, 3)
+    r = await admin.post("/jobs/retry-all", queue="low")
+    assert (
+        "3 failed job(s) of queue low requeued."
+        in (await admin.client.get(r.headers["location"])).text
+    )
+    assert (await hw.jobs.stats())["low"]["queued"] == 3
+    await _run_worker(hw, 3)
+    r = await admin.post("/jobs/clean", state="failed", older_than_hours="0", queue="low")
+    assert (await hw.jobs.stats())["low"]["failed"] == 0
+
+
+async def test_flags_toggle_rollout_targets_and_evaluate(admin: Admin) -> None:
+    hw = admin.hw
+    await admin.login()
+    r = await admin.post("/flags-new", key="new-editor", description="The new editor")
+    assert r.status_code == 303
+    flag = await hw.flags.get("new-editor")
+    assert flag["enabled"] is False
+
+    evaluated = await admin.client.get(f"{UI}/flags/new-editor?user=u1&evaluate=1")
+    assert re.search(r'id="evaluation"[^>]*><span class="badge off">', evaluated.text)
+    await admin.post("/flags/new-editor/toggle")
+    evaluated = await admin.client.get(f"{UI}/flags/new-editor?user=u1&evaluate=1")
+    assert re.search(r'id="evaluation"[^>]*><span class="badge on">', evaluated.text)
+
+    await admin.post("/flags/new-editor/rollout", rollout="0")
+    assert (await hw.flags.get("new-editor"))["rollout"] == 0
+    await admin.post("/flags/new-editor/targets", kind="allow", attribute="user", values="u1, u2")
+    assert await hw.flags.is_enabled("new-editor", user="u1")
+    assert not await hw.flags.is_enabled("new-editor", user="u3")
+    r = await admin.post("/flags/new-editor/rollout", rollout="150")
+    assert "error:" in (await admin.client.get(r.headers["location"])).text
+
+    page = await admin.client.get(f"{UI}/flags/new-editor")
+    assert "dashboard:token" in page.text  # the flag's own audit shows who changed it
+
+
+async def test_breakers_force_and_reset(admin: Admin, hub_tasks: Headway) -> None:
+    await admin.login()
+    await admin.post("/breakers/payments/open")
+    assert (await hub_tasks.breakers.describe("payments"))["state"] == "open"
+    page = await admin.client.get(f"{UI}/breakers")
+    assert 'data-breaker="payments"' in page.text and "forced open" in page.text
+    await admin.post("/breakers/payments/reset")
+    assert (await hub_tasks.breakers.describe("payments"))["state"] == "closed"
+    r = await admin.post("/breakers/nope/open")
+    assert "error:" in (await admin.client.get(r.headers["location"])).text
+
+
+async def test_cache_clear_a_namespace_and_a_tenant(admin: Admin) -> None:
+    cache = admin.hw.cache
+    await admin.login()
+    await cache.set("post:1", "a", tenant="acme")
+    await cache.set("user:1", "b", tenant="acme")
+    await cache.set("post:1", "c", tenant="globex")
+    await cache.get("post:1", tenant="acme")
+    page = await admin.client.get(f"{UI}/cache")
+    assert '<th scope="row">post</th>' in page.text
+    await admin.post("/cache/clear-namespace", namespace="post", tenant="acme")
+    assert await cache.get("post:1", tenant="acme") is None
+    assert await cache.get("user:1", tenant="acme") == "b"
+    assert await cache.get("post:1", tenant="globex") == "c"
+    await admin.post("/cache/clear-tenant", tenant="acme")
+    assert await cache.get("user:1", tenant="acme") is None
+    assert await cache.get("post:1", tenant="globex") == "c"
+    r = await admin.post("/cache/clear-namespace", namespace="*")
+    assert "error:" in (await admin.client.get(r.headers["location"])).text
