@@ -80,7 +80,7 @@ async def test_expired_lease_is_reclaimed_and_old_owner_locked_out(store: JobBac
     await asyncio.sleep(0.3)
     [second] = await store.claim(Q, "w2", 1, 30)
     assert (second.id, second.attempt) == ("a", 2)
-    assert await store.heartbeat(Q, "w1", [("a", 1)], 30) == ["a"]
+    assert await store.heartbeat(Q, "w1", [("a", 1)], 30) == (["a"], [])
     assert await store.finish(Q, "w1", [Outcome("a", 1, "succeeded", result=b"1")]) == [False]
     assert await store.set_progress(Q, ("a", 1), 50, None) is False
     assert await store.release(Q, "w1", [("a", 1)]) == 0
@@ -94,7 +94,7 @@ async def test_heartbeat_keeps_the_lease(store: JobBackend) -> None:
     await store.claim(Q, "w1", 1, 0.3)
     for _ in range(3):
         await asyncio.sleep(0.15)
-        assert await store.heartbeat(Q, "w1", [("a", 1)], 0.3) == []
+        assert await store.heartbeat(Q, "w1", [("a", 1)], 0.3) == ([], [])
     assert await store.claim(Q, "w2", 1, 30) == []
 
 
@@ -208,3 +208,38 @@ async def test_concurrent_claims_never_share_a_job(store: JobBackend) -> None:
     batches = await asyncio.gather(*(store.claim(Q, f"w{i}", 7, 30) for i in range(40)))
     ids = [j.id for batch in batches for j in batch]
     assert len(ids) == len(set(ids)) == 200
+
+
+async def test_cancel_a_running_job_is_a_request_its_worker_acks(store: JobBackend) -> None:
+    await store.enqueue(Q, [new("a"), new("b"), new("c"), new("d")])
+    await store.claim(Q, "w", 4, 30)
+    for job_id in "abcd":
+        assert await store.cancel(Q, job_id)
+    rec = await store.get("a", Q)
+    assert rec is not None and rec.state == "running" and rec.cancel_requested
+    beat = await store.heartbeat(Q, "w", [("a", 1), ("b", 1), ("zz", 1)], 30)
+    assert beat == (["zz"], ["a", "b"])
+    outcomes = [
+        Outcome("a", 1, "cancelled", error="cancelled on request"),
+        Outcome("b", 1, "retry", error="E", delay=0),  # asked to cancel: no more tries
+        Outcome("c", 1, "succeeded", result=b"1"),  # finished first: the result stands
+    ]
+    assert await store.finish(Q, "w", outcomes) == [True, True, True]
+    assert await store.release(Q, "w", [("d", 1)]) == 1  # put back: cancelled instead
+    states = {i: (await store.get(i, Q)).state for i in "abcd"}  # type: ignore[union-attr]
+    assert states == {"a": "cancelled", "b": "cancelled", "c": "succeeded", "d": "cancelled"}
+    assert not await store.cancel(Q, "c") and not await store.cancel(Q, "nope")
+    assert await store.claim(Q, "w", 10, 30) == []
+    assert await store.retry(Q, ["a"]) == 1  # a retried job starts afresh
+    rec = await store.get("a", Q)
+    assert rec is not None and rec.state == "queued" and not rec.cancel_requested
+
+
+async def test_cancel_requested_job_whose_worker_died_ends_cancelled(store: JobBackend) -> None:
+    await store.enqueue(Q, [new("a")])
+    await store.claim(Q, "w1", 1, 0.1)
+    assert await store.cancel(Q, "a")
+    await asyncio.sleep(0.2)
+    assert await store.claim(Q, "w2", 1, 30) == []  # not run again
+    rec = await store.get("a", Q)
+    assert rec is not None and rec.state == "cancelled" and rec.finished_at

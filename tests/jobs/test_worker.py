@@ -17,6 +17,7 @@ from tests.jobs.conftest import ALL_BACKENDS, eventually
 from headway.errors import BackendUnavailableError
 from headway.jobs import (
     Backoff,
+    JobCancelled,
     JobFailed,
     JobHandle,
     JobNotFound,
@@ -385,3 +386,51 @@ async def test_redis_down_at_enqueue_is_a_typed_error(tmp_path: Any) -> None:
 
 async def _is_running(handle: JobHandle) -> bool:
     return await handle.status() == "running"
+
+
+@every_backend
+async def test_cancel_a_running_job(jobs: Jobs) -> None:
+    started, stopped = asyncio.Event(), asyncio.Event()
+
+    @jobs.task(name="endless")
+    async def endless() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            stopped.set()
+            raise
+
+    @jobs.task(name="quick")
+    async def quick() -> str:
+        return "ok"
+
+    handle = await endless.enqueue()
+    queued = await quick.options(delay=60).enqueue()
+    async with running(fast_worker(jobs, lease=0.6)) as worker:
+        await asyncio.wait_for(started.wait(), 5)
+        assert await handle.cancel() and await queued.cancel()
+        await asyncio.wait_for(stopped.wait(), 5)
+        with pytest.raises(JobCancelled):
+            await handle.result(timeout=5)
+        assert worker.stats.cancelled == 1 and worker.stats.failed == 0
+    job = await handle.info()
+    assert job.state == "cancelled" and job.attempts == 1 and job.error == "cancelled on request"
+    assert await queued.status() == "cancelled"
+    assert not await handle.cancel()  # already final
+
+
+@every_backend
+async def test_timeout_counts_as_a_failed_attempt(jobs: Jobs) -> None:
+    attempts: list[int] = []
+
+    @jobs.task(name="slow", timeout=0.05, retries=1, backoff=FAST)
+    async def slow() -> None:
+        attempts.append(current_job().attempt)
+        await asyncio.sleep(5)
+
+    handle = await slow.enqueue()
+    async with running(fast_worker(jobs)):
+        with pytest.raises(JobFailed, match=r"TimeoutError: timed out after 0\.05s"):
+            await handle.result(timeout=5)
+    assert attempts == [1, 2] and (await handle.info()).attempts == 2

@@ -12,6 +12,8 @@ Semantics every backend keeps (``tests/jobs/test_contract.py`` checks them all):
 - ``(id, attempt)`` is the lease token: ``heartbeat``, ``finish``, ``release`` and
   ``set_progress`` act only on a job that is still running under that token, so a worker
   that lost its lease cannot overwrite the new owner's run.
+- A cancel request on a running job is recorded (``cancel_requested``) and reported by
+  ``heartbeat``; ``retry`` of a cancelled job clears it.
 - Times come from the backend's own clock (Redis ``TIME``; the machine's clock for SQLite,
   which is shared by every process on it), as float seconds since the epoch.
 """
@@ -25,7 +27,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from headway.jobs import constants as c
-from headway.jobs.models import Claimed, JobRecord, NewJob, Outcome
+from headway.jobs.models import Beat, Claimed, JobRecord, NewJob, Outcome
 
 if TYPE_CHECKING:
     from headway.connections import Connections
@@ -81,15 +83,17 @@ class JobBackend(ABC):
     @abstractmethod
     async def heartbeat(
         self, queue: str, worker: str, leases: Sequence[Lease], lease: float
-    ) -> list[str]:
-        """Extend the leases still held; return the ids whose lease this worker lost."""
+    ) -> Beat:
+        """Extend the leases still held; return the ids whose lease this worker lost, and
+        those of the held jobs whose cancellation was requested."""
 
     @abstractmethod
     async def finish(self, queue: str, worker: str, outcomes: Sequence[Outcome]) -> list[bool]:
         """Record how runs ended (one round trip); False for a run whose lease was lost.
 
         "succeeded" stores the result; "failed" moves the job to the failed store with its
-        error and traceback; "retry" schedules it again ``delay`` seconds from now.
+        error and traceback; "cancelled" ends it as cancelled; "retry" schedules it again
+        ``delay`` seconds from now (or cancels it when a cancel was requested meanwhile).
         """
 
     @abstractmethod
@@ -131,7 +135,10 @@ class JobBackend(ABC):
 
     @abstractmethod
     async def cancel(self, queue: str, job_id: str) -> bool:
-        """Cancel a queued or scheduled job; False when it is in another state."""
+        """Cancel a queued or scheduled job (state "cancelled" at once), or request the
+        cancellation of a running one (its worker learns it at its next heartbeat and
+        acks "cancelled"; should the lease expire or the job be released or end in
+        "retry" first, it becomes cancelled then). False when absent or finished."""
 
     @abstractmethod
     async def delete(self, queue: str, job_id: str) -> bool:

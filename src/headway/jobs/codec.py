@@ -80,6 +80,7 @@ def to_job(rec: JobRecord) -> Job:
         progress_message=rec.progress_message,
         error=rec.error,
         traceback=rec.traceback,
+        cancel_requested=bool(rec.cancel_requested),
     )
     try:
         payload = decode_payload(rec.data)

@@ -50,6 +50,8 @@ MAX_PRIORITY = 1000
 
 # Leases: a running job's worker extends it every LEASE / 3 seconds.
 DEFAULT_LEASE = 30.0
+# ... and at least this often (seconds), which is how soon a running job's cancel lands.
+CANCEL_CHECK = 1.0
 DEFAULT_CONCURRENCY = 50
 DEFAULT_POLL_INTERVAL = 0.05
 DEFAULT_GRACE = 30.0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from headway.errors import HeadwayError
 
@@ -34,9 +34,17 @@ class Claimed:
     max_attempts: int
 
 
+class Beat(NamedTuple):
+    """What a heartbeat learnt: the leases lost, and the held jobs asked to cancel."""
+
+    lost: list[str]
+    cancel: list[str]
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """How one run ended. ``state``: "succeeded", "failed" or "retry" (after ``delay`` s)."""
+    """How one run ended: "succeeded", "failed", "cancelled" (on request) or "retry"
+    (after ``delay`` s; a job asked to cancel meanwhile ends "cancelled" instead)."""
 
     id: str
     attempt: int
@@ -69,6 +77,7 @@ class JobRecord:
     result: bytes | None = None
     error: str | None = None
     traceback: str | None = None
+    cancel_requested: bool = False
 
 
 @dataclass(slots=True)
@@ -97,6 +106,7 @@ class Job:
     result: Any = None
     error: str | None = None
     traceback: str | None = None
+    cancel_requested: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

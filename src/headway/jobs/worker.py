@@ -39,6 +39,7 @@ class _Run:
     claimed: Claimed
     task: asyncio.Task[None] | None = None
     lost: bool = False  # lease lost or worker stopping: no ack, the job is not ours
+    cancelled: bool = False  # cancelled on request: ack "cancelled"
 
 
 @dataclass(slots=True)
@@ -47,6 +48,7 @@ class WorkerStats:
     succeeded: int = 0
     failed: int = 0
     retried: int = 0
+    cancelled: int = 0
     lost: int = 0
     released: int = 0
     started_at: float = field(default_factory=time.time)
@@ -212,14 +214,17 @@ class Worker:
         metrics, began = self.jobs.metrics, time.perf_counter()
         try:
             outcome = await self._run(job)
-            if metrics is not None:
-                metrics.finished(job.queue, outcome.state, time.perf_counter() - began)
         except asyncio.CancelledError:
-            if not run.lost:
+            if not (run.lost or run.cancelled):
                 raise
+            if not run.lost:
+                self.stats.cancelled += 1
+                outcome = Outcome(job.id, job.attempt, c.CANCELLED, error="cancelled on request")
         finally:
             self._active[job.queue] -= 1
             self._slot_event.set()
+        if outcome is not None and metrics is not None:
+            metrics.finished(job.queue, outcome.state, time.perf_counter() - began)
         if outcome is not None and not run.lost:
             self._acks.setdefault(job.queue, []).append(outcome)
             self._ack_event.set()
@@ -336,8 +341,9 @@ class Worker:
                 self._ack_event.set()
 
     async def _heartbeat_loop(self) -> None:
+        # Every third of the lease, and at least every CANCEL_CHECK s (cancel requests).
         while True:
-            await asyncio.sleep(self.lease / 3)
+            await asyncio.sleep(min(self.lease / 3, c.CANCEL_CHECK))
             try:
                 await self._heartbeat()
             except Exception as exc:
@@ -348,13 +354,21 @@ class Worker:
         for (queue, job_id), run in list(self._runs.items()):
             by_queue.setdefault(queue, []).append((job_id, run.claimed.attempt))
         for queue, leases in by_queue.items():
-            for job_id in await self.jobs.backend.heartbeat(queue, self.id, leases, self.lease):
+            beat = await self.jobs.backend.heartbeat(queue, self.id, leases, self.lease)
+            for job_id in beat.lost:
                 gone = self._runs.pop((queue, job_id), None)
                 if gone is not None and gone.task is not None and not gone.task.done():
                     log.warning("worker %s lost the lease of job %s: cancelling", self.id, job_id)
                     gone.lost = True
                     gone.task.cancel()
                     self.stats.lost += 1
+            for job_id in beat.cancel:
+                asked = self._runs.get((queue, job_id))
+                if asked is not None and asked.task is not None and not asked.task.done():
+                    if not asked.cancelled:
+                        log.info("worker %s: job %s cancelled on request", self.id, job_id)
+                    asked.cancelled = True
+                    asked.task.cancel()
 
     async def _retention_loop(self) -> None:
         while True:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from headway.jobs import constants as c
 from headway.jobs.base import JobBackend, Lease
-from headway.jobs.models import Claimed, JobRecord, NewJob, Outcome
+from headway.jobs.models import Beat, Claimed, JobRecord, NewJob, Outcome
 
 
 @dataclass
@@ -84,7 +84,9 @@ class MemoryJobBackend(JobBackend):
             if until < now:
                 rec = q.jobs[job_id]
                 q.lease.pop(job_id)
-                if rec.attempts >= rec.max_attempts:
+                if rec.cancel_requested:
+                    self._finalize(q, rec, c.CANCELLED, now)
+                elif rec.attempts >= rec.max_attempts:
                     rec.error = "lease expired (worker lost) after the last attempt"
                     self._finalize(q, rec, c.FAILED, now)
                 else:
@@ -144,14 +146,17 @@ class MemoryJobBackend(JobBackend):
 
     async def heartbeat(
         self, queue: str, worker: str, leases: Sequence[Lease], lease: float
-    ) -> list[str]:
-        q, now, lost = self._q(queue), time.time(), []
+    ) -> Beat:
+        q, now, beat = self._q(queue), time.time(), Beat([], [])
         for token in leases:
-            if self._running(q, worker, token) is None:
-                lost.append(token[0])
-            else:
-                q.lease[token[0]] = now + lease
-        return lost
+            rec = self._running(q, worker, token)
+            if rec is None:
+                beat.lost.append(token[0])
+                continue
+            q.lease[token[0]] = now + lease
+            if rec.cancel_requested:
+                beat.cancel.append(token[0])
+        return beat
 
     async def finish(self, queue: str, worker: str, outcomes: Sequence[Outcome]) -> list[bool]:
         q, now, done = self._q(queue), time.time(), []
@@ -161,15 +166,16 @@ class MemoryJobBackend(JobBackend):
             if rec is None:
                 continue
             q.lease.pop(o.id, None)
-            if o.state == "retry":
-                rec.error, rec.traceback = o.error, o.traceback
-                self._schedule(q, rec, now + o.delay)
-            elif o.state == c.SUCCEEDED:
+            if o.state == c.SUCCEEDED:
                 rec.result, rec.progress = o.result, 100
                 self._finalize(q, rec, c.SUCCEEDED, now)
+                continue
+            rec.error, rec.traceback = o.error, o.traceback
+            if o.state == "retry" and not rec.cancel_requested:
+                self._schedule(q, rec, now + o.delay)
             else:
-                rec.error, rec.traceback = o.error, o.traceback
-                self._finalize(q, rec, c.FAILED, now)
+                failed = o.state == c.FAILED
+                self._finalize(q, rec, c.FAILED if failed else c.CANCELLED, now)
         return done
 
     async def release(self, queue: str, worker: str, leases: Sequence[Lease]) -> int:
@@ -179,7 +185,10 @@ class MemoryJobBackend(JobBackend):
             if rec is not None:
                 q.lease.pop(rec.id, None)
                 rec.attempts -= 1
-                self._make_ready(q, rec, now)
+                if rec.cancel_requested:
+                    self._finalize(q, rec, c.CANCELLED, now)
+                else:
+                    self._make_ready(q, rec, now)
                 n += 1
         self._notify()
         return n
@@ -232,7 +241,7 @@ class MemoryJobBackend(JobBackend):
         for job_id in targets:
             rec = q.jobs.get(job_id)
             if rec is not None and rec.state in states:
-                rec.attempts, rec.finished_at = 0, None
+                rec.attempts, rec.finished_at, rec.cancel_requested = 0, None, False
                 self._make_ready(q, rec, now)
                 n += 1
         self._notify()
@@ -241,6 +250,9 @@ class MemoryJobBackend(JobBackend):
     async def cancel(self, queue: str, job_id: str) -> bool:
         q = self._q(queue)
         rec = q.jobs.get(job_id)
+        if rec is not None and rec.state == c.RUNNING:
+            rec.cancel_requested = True
+            return True
         if rec is None or rec.state not in (c.QUEUED, c.SCHEDULED):
             return False
         self._finalize(q, rec, c.CANCELLED, time.time())

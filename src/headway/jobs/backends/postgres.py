@@ -35,7 +35,7 @@ import asyncpg
 
 from headway.jobs import constants as c
 from headway.jobs.base import JobBackend, Lease
-from headway.jobs.models import Claimed, JobRecord, NewJob, Outcome
+from headway.jobs.models import Beat, Claimed, JobRecord, NewJob, Outcome
 
 if TYPE_CHECKING:
     from headway.connections import Connections
@@ -47,7 +47,8 @@ _OPTIONS = ("jobs_schema", "schema", "notify")
 _LOST = "lease expired (worker lost) after the last attempt"
 _COLUMNS = (
     "id, queue, task, state, data, priority, attempts, max_attempts, enqueued_at, run_at, "
-    "started_at, finished_at, worker, progress, progress_message, result, error, traceback"
+    "started_at, finished_at, worker, progress, progress_message, result, error, traceback, "
+    "cancel"
 )
 _RUNNING = "j.queue = $1 AND j.id = u.id AND j.attempts = u.att AND j.state = 'running'"
 _ORDER = {
@@ -229,13 +230,13 @@ class PostgresJobBackend(JobBackend):
 
     async def heartbeat(
         self, queue: str, worker: str, leases: Sequence[Lease], lease: float
-    ) -> list[str]:
+    ) -> Beat:
         ids = [x[0] for x in leases]
         rows = await self.pool.fetch(
             self.sql["heartbeat"], queue, worker, lease, ids, [x[1] for x in leases]
         )
         held = {r[0] for r in rows}
-        return [i for i in ids if i not in held]
+        return Beat([i for i in ids if i not in held], [r[0] for r in rows if r[1]])
 
     async def finish(self, queue: str, worker: str, outcomes: Sequence[Outcome]) -> list[bool]:
         rows = await self.pool.fetch(
@@ -431,8 +432,11 @@ def _statements(s: str) -> dict[str, str]:
         "WHERE queue = $1 AND id = ANY($2::text[]) AND state IN ('failed', 'cancelled') "
         "RETURNING id) SELECT done.id FROM done LEFT JOIN LATERAL "
         "(SELECT pg_notify($3, $1) WHERE $3 <> '' LIMIT 1) x ON true",
-        "cancel": f"UPDATE {s}.jobs SET state = 'cancelled', finished_at = {now} "
-        "WHERE queue = $1 AND id = $2 AND state IN ('queued', 'scheduled') RETURNING 1",
+        "cancel": f"UPDATE {s}.jobs SET cancel = (state = 'running'), "
+        f"finished_at = CASE WHEN state = 'running' THEN finished_at ELSE {now} END, "
+        "state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END "
+        "WHERE queue = $1 AND id = $2 AND state IN ('queued', 'scheduled', 'running') "
+        "RETURNING 1",
         "delete": f"DELETE FROM {s}.jobs WHERE queue = $1 AND id = $2 AND state <> 'running' "
         "RETURNING 1",
         "pause": f"WITH up AS (INSERT INTO {s}.queues (name, paused) VALUES ($1, $2) "

@@ -36,7 +36,7 @@ from redis.asyncio.connection import SSLConnection
 from headway.jobs import constants as c
 from headway.jobs.backends.resp import Connection, Endpoint, ReplyError
 from headway.jobs.base import JobBackend, Lease
-from headway.jobs.models import Claimed, JobRecord, NewJob, Outcome
+from headway.jobs.models import Beat, Claimed, JobRecord, NewJob, Outcome
 
 if TYPE_CHECKING:
     from headway.connections import Connections
@@ -220,7 +220,7 @@ class RedisJobBackend(JobBackend):
     # -- worker -----------------------------------------------------------------------
 
     async def claim(self, queue: str, worker: str, limit: int, lease: float) -> list[Claimed]:
-        names = ("ready", "scheduled", "running", "paused", "seq", "failed", "notify")
+        names = ("ready", "scheduled", "running", "paused", "seq", "failed", "notify", "cancelled")
         keys = self._script_keys(queue, "claim", names)
         args = [self._jobs(queue), worker, limit, int(lease * 1000), _LOST]
         flat = await self._run("claim", keys, args)
@@ -231,18 +231,19 @@ class RedisJobBackend(JobBackend):
 
     async def heartbeat(
         self, queue: str, worker: str, leases: Sequence[Lease], lease: float
-    ) -> list[str]:
+    ) -> Beat:
         args: list[Any] = [self._jobs(queue), worker, int(lease * 1000)]
         for job_id, attempt in leases:
             args += [job_id, attempt]
-        return [_s(x) for x in await self._run("heartbeat", [self._key(queue, "running")], args)]
+        lost, cancel = await self._run("heartbeat", [self._key(queue, "running")], args)
+        return Beat([_s(x) for x in lost], [_s(x) for x in cancel])
 
     async def finish(self, queue: str, worker: str, outcomes: Sequence[Outcome]) -> list[bool]:
         args: list[Any] = [self._jobs(queue), worker, len(outcomes)]
         for o in outcomes:
             text = o.result if o.state == c.SUCCEEDED else o.error
             args += [o.id, o.attempt, o.state, text or b"", o.traceback or "", int(o.delay * 1000)]
-        names = ("running", "scheduled", "succeeded", "failed")
+        names = ("running", "scheduled", "succeeded", "failed", "cancelled")
         keys = self._script_keys(queue, "finish", names)
         return [x == 1 for x in await self._run("finish", keys, args)]
 
@@ -250,7 +251,7 @@ class RedisJobBackend(JobBackend):
         args: list[Any] = [self._jobs(queue), worker]
         for job_id, attempt in leases:
             args += [job_id, attempt]
-        keys = [self._key(queue, n) for n in ("running", "ready", "seq")]
+        keys = [self._key(queue, n) for n in ("running", "ready", "seq", "cancelled")]
         return int(await self._run("release", keys, args))
 
     async def set_progress(
@@ -281,6 +282,7 @@ class RedisJobBackend(JobBackend):
             result=h.get(b"result") or None,
             error=_s(h[b"err"]) if h.get(b"err") else None,
             traceback=_s(h[b"tb"]) if h.get(b"tb") else None,
+            cancel_requested=h.get(b"cancel") == b"1",
         )
 
     async def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:

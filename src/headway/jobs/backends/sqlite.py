@@ -28,11 +28,12 @@ import aiosqlite
 from headway.connections.sql import sqlite_url
 from headway.jobs import constants as c
 from headway.jobs.base import JobBackend, Lease
-from headway.jobs.models import Claimed, JobRecord, NewJob, Outcome
+from headway.jobs.models import Beat, Claimed, JobRecord, NewJob, Outcome
 
 _COLUMNS = (
     "id, queue, task, state, data, priority, attempts, max_attempts, enqueued_at, run_at, "
-    "started_at, finished_at, worker, progress, progress_message, result, error, traceback"
+    "started_at, finished_at, worker, progress, progress_message, result, error, traceback, "
+    "cancel"
 )
 _RUNNING = "queue = ? AND id = ? AND attempts = ? AND state = 'running'"
 _LOST = "lease expired (worker lost) after the last attempt"
@@ -229,10 +230,10 @@ class SQLiteJobBackend(JobBackend):
             (queue, now),
         )
         await db.execute(
-            "UPDATE hw_jobs SET "
-            "state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END, "
-            "error = CASE WHEN attempts >= max_attempts THEN ? ELSE error END, "
-            "finished_at = CASE WHEN attempts >= max_attempts THEN ? ELSE NULL END, "
+            "UPDATE hw_jobs SET state = CASE WHEN cancel THEN 'cancelled' "
+            "WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END, "
+            "error = CASE WHEN NOT cancel AND attempts >= max_attempts THEN ? ELSE error END, "
+            "finished_at = CASE WHEN cancel OR attempts >= max_attempts THEN ? END, "
             "run_at = ?, worker = NULL, lease_until = NULL "
             "WHERE queue = ? AND state = 'running' AND lease_until < ?",
             (_LOST, now, now, queue, now),
@@ -260,18 +261,22 @@ class SQLiteJobBackend(JobBackend):
 
     async def heartbeat(
         self, queue: str, worker: str, leases: Sequence[Lease], lease: float
-    ) -> list[str]:
-        lost = []
+    ) -> Beat:
+        beat = Beat([], [])
         async with self._tx() as db:
             until = time.time() + lease
             for job_id, attempt in leases:
-                cursor = await db.execute(
-                    f"UPDATE hw_jobs SET lease_until = ? WHERE {_RUNNING} AND worker = ?",  # noqa: S608
+                rows = await _fetch(
+                    db,
+                    f"UPDATE hw_jobs SET lease_until = ? WHERE {_RUNNING} AND worker = ? "  # noqa: S608
+                    "RETURNING cancel",
                     (until, queue, job_id, attempt, worker),
                 )
-                if cursor.rowcount == 0:
-                    lost.append(job_id)
-        return lost
+                if not rows:
+                    beat.lost.append(job_id)
+                elif rows[0][0]:
+                    beat.cancel.append(job_id)
+        return beat
 
     async def finish(self, queue: str, worker: str, outcomes: Sequence[Outcome]) -> list[bool]:
         done = []
@@ -280,13 +285,18 @@ class SQLiteJobBackend(JobBackend):
             for o in outcomes:
                 where = (queue, o.id, o.attempt, worker)
                 if o.state == "retry":
-                    sql = "state = 'scheduled', run_at = ?, error = ?, traceback = ?"
-                    params: tuple[Any, ...] = (now + o.delay, o.error, o.traceback)
+                    sql = (
+                        "state = CASE WHEN cancel THEN 'cancelled' ELSE 'scheduled' END, "
+                        "finished_at = CASE WHEN cancel THEN ? END, "
+                        "run_at = ?, error = ?, traceback = ?"
+                    )
+                    params: tuple[Any, ...] = (now, now + o.delay, o.error, o.traceback)
                 elif o.state == c.SUCCEEDED:
                     sql = "state = 'succeeded', finished_at = ?, result = ?, progress = 100"
                     params = (now, o.result)
                 else:
-                    sql = "state = 'failed', finished_at = ?, error = ?, traceback = ?"
+                    state = c.CANCELLED if o.state == c.CANCELLED else c.FAILED
+                    sql = f"state = '{state}', finished_at = ?, error = ?, traceback = ?"
                     params = (now, o.error, o.traceback)
                 cursor = await db.execute(
                     f"UPDATE hw_jobs SET {sql}, lease_until = NULL "  # noqa: S608
@@ -302,9 +312,11 @@ class SQLiteJobBackend(JobBackend):
             now = time.time()
             for job_id, attempt in leases:
                 cursor = await db.execute(
-                    "UPDATE hw_jobs SET state = 'queued', attempts = attempts - 1, run_at = ?, "  # noqa: S608
+                    "UPDATE hw_jobs SET attempts = attempts - 1, run_at = ?, "  # noqa: S608
+                    "state = CASE WHEN cancel THEN 'cancelled' ELSE 'queued' END, "
+                    "finished_at = CASE WHEN cancel THEN ? END, "
                     f"worker = NULL, lease_until = NULL WHERE {_RUNNING} AND worker = ?",
-                    (now, queue, job_id, attempt, worker),
+                    (now, now, queue, job_id, attempt, worker),
                 )
                 n += cursor.rowcount
         return n
@@ -364,7 +376,8 @@ class SQLiteJobBackend(JobBackend):
 
     async def retry(self, queue: str, ids: Sequence[str] | None) -> int:
         sql = (
-            "UPDATE hw_jobs SET state = 'queued', attempts = 0, run_at = ?, finished_at = NULL "
+            "UPDATE hw_jobs SET state = 'queued', attempts = 0, run_at = ?, finished_at = NULL, "
+            "cancel = 0 "
             "WHERE queue = ? AND state IN ('failed', 'cancelled')"
         )
         async with self._tx() as db:
@@ -380,8 +393,11 @@ class SQLiteJobBackend(JobBackend):
     async def cancel(self, queue: str, job_id: str) -> bool:
         async with self._tx() as db:
             cursor = await db.execute(
-                "UPDATE hw_jobs SET state = 'cancelled', finished_at = ? "
-                "WHERE queue = ? AND id = ? AND state IN ('queued', 'scheduled')",
+                "UPDATE hw_jobs SET "
+                "cancel = CASE WHEN state = 'running' THEN 1 ELSE cancel END, "
+                "finished_at = CASE WHEN state = 'running' THEN finished_at ELSE ? END, "
+                "state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END "
+                "WHERE queue = ? AND id = ? AND state IN ('queued', 'scheduled', 'running')",
                 (time.time(), queue, job_id),
             )
             return cursor.rowcount > 0

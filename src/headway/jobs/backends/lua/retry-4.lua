@@ -20,7 +20,8 @@ for _, id in ipairs(ids) do
   local removed = redis.call('ZREM', KEYS[1], id) + redis.call('ZREM', KEYS[2], id)
   local pri = redis.call('HGET', key, 'pri')
   if removed > 0 and pri then
-    redis.call('HSET', key, 'state', 'queued', 'att', 0, 'run', now, 'fin', '', 'worker', '')
+    redis.call('HSET', key, 'state', 'queued', 'att', 0, 'run', now, 'fin', '', 'worker', '',
+      'cancel', '')
     local seq = redis.call('INCR', KEYS[4]) % 2199023255552
     redis.call('ZADD', KEYS[3], (1000 - tonumber(pri)) * 2199023255552 + seq, id)
     n = n + 1

@@ -1,12 +1,14 @@
---[[ claim-7.lua: atomically take up to N ready jobs of one queue for a worker.
+--[[ claim-8.lua: atomically take up to N ready jobs of one queue for a worker.
 
 First makes due scheduled jobs ready and puts back running jobs whose lease expired
-(or fails them when they used their last attempt), then, unless the queue is paused,
+(or fails them when they used their last attempt, or cancels them when a cancel was
+requested), then, unless the queue is paused,
 pops the N best ready jobs and marks them running under a lease.
 
 KEYS[1]  ready zset       KEYS[2]  scheduled zset   KEYS[3]  running zset (score = lease end ms)
 KEYS[4]  paused flag      KEYS[5]  seq counter      KEYS[6]  failed zset (score = finish ms)
 KEYS[7]  notify list (one wake-up token; pushed again when ready jobs are left behind)
+KEYS[8]  cancelled zset (score = finish ms)
 ARGV[1]  job key prefix   ARGV[2]  worker id        ARGV[3]  N   ARGV[4]  lease (ms)
 ARGV[5]  error text recorded for a job that lost its lease after its last attempt
 Returns  a flat array, 4 values per claimed job: id, data, attempt, max attempts.
@@ -30,9 +32,12 @@ end
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. now, 'LIMIT', 0, 1000)) do
   local key = prefix .. id
   redis.call('ZREM', KEYS[3], id)
-  local v = redis.call('HMGET', key, 'att', 'max')
+  local v = redis.call('HMGET', key, 'att', 'max', 'cancel')
   if v[1] then
-    if tonumber(v[1]) >= tonumber(v[2]) then
+    if v[3] == '1' then
+      redis.call('HSET', key, 'state', 'cancelled', 'fin', now, 'worker', '')
+      redis.call('ZADD', KEYS[8], now, id)
+    elseif tonumber(v[1]) >= tonumber(v[2]) then
       redis.call('HSET', key, 'state', 'failed', 'err', ARGV[5], 'fin', now, 'worker', '')
       redis.call('ZADD', KEYS[6], now, id)
     else
