@@ -76,13 +76,16 @@ async def make_hub(events_url: str, tmp_path: Path) -> AsyncIterator[MakeHub]:
         await hw.stop()
 
 
-async def eventually(predicate: Callable[[], Any], within: float = 10.0) -> None:
+async def eventually(
+    predicate: Callable[[], Any], within: float = 10.0, message: Callable[[], Any] | None = None
+) -> None:
     """Poll ``predicate`` until it is true; AssertionError after ``within`` seconds."""
     for _ in range(int(within / 0.01)):
         if predicate():
             return
         await asyncio.sleep(0.01)
-    raise AssertionError(f"condition still false after {within} s")
+    detail = "" if message is None else f": {message()}"
+    raise AssertionError(f"condition still false after {within} s{detail}")
 
 
 def free_port() -> int:

@@ -128,8 +128,8 @@ class Stream:
             await self._replay(msg.channel, self.client.last[msg.channel])
             verdict = self.client.accept(msg)
         if verdict == "send":
+            self.client.last[msg.channel] = msg.offset  # first: SSE's id carries it
             await self.write(msg, event_frame(msg), msg.event)
-            self.client.last[msg.channel] = msg.offset
 
     async def _replay(self, channel: str, after: Offset | None, initial: bool = False) -> None:
         replay = await self.events.backend.replay(channel, after)
@@ -143,8 +143,8 @@ class Stream:
             return
         for msg in replay.messages:
             if self.client.accept(msg) == "send":
-                await self.write(msg, event_frame(msg), msg.event)
                 self.client.last[channel] = msg.offset
+                await self.write(msg, event_frame(msg), msg.event)
         if not replay.messages and initial:
             self.client.last[channel] = replay.head
 
