@@ -74,6 +74,24 @@ class WorkflowBackend(ABC):
     ) -> bool:
         """Atomic CAS on one step (see the module docstring)."""
 
+    async def move_step_and_get(
+        self,
+        run_id: str,
+        step: str,
+        *,
+        from_states: Collection[str],
+        to_state: str,
+        fields: Mapping[str, Any],
+        run_states: Collection[str] | None,
+    ) -> tuple[bool, RunRecord | None]:
+        """:meth:`move_step`, then the run as it is after it (one round trip where the
+        backend can: the path of every step's completion)."""
+        won = await self.move_step(
+            run_id, step, from_states=from_states, to_state=to_state, fields=fields,
+            run_states=run_states,
+        )  # fmt: skip
+        return won, await self.get_run(run_id)
+
     @abstractmethod
     async def move_run(
         self, run_id: str, *, from_states: Collection[str], to_state: str,

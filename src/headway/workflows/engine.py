@@ -174,11 +174,11 @@ class Engine:
             "result": normalize(result, f"the result of step {name!r}"), "error": None,
             "attempts": attempts, "finished_at": time.time(), "started_at": started_at,
         }  # fmt: skip
-        await self.store.move_step(
+        _, run = await self.store.move_step_and_get(
             run_id, name, from_states=(c.QUEUED,), to_state=c.SUCCEEDED, fields=fields,
             run_states=c.ACTIVE_RUN,
         )  # fmt: skip
-        await self.advance(await self.store.get_run(run_id))
+        await self.advance(run)
 
     async def step_failed(
         self, run_id: str, name: str, error: str, attempts: int, started_at: float | None = None
@@ -187,11 +187,11 @@ class Engine:
             "error": error, "attempts": attempts, "finished_at": time.time(),
             "started_at": started_at,
         }  # fmt: skip
-        await self.store.move_step(
+        _, run = await self.store.move_step_and_get(
             run_id, name, from_states=(c.QUEUED,), to_state=c.STEP_FAILED, fields=fields,
             run_states=c.ACTIVE_RUN,
         )  # fmt: skip
-        await self.advance(await self.store.get_run(run_id))
+        await self.advance(run)
 
     async def step_retrying(self, run_id: str, name: str, error: str, attempts: int) -> None:
         await self.store.move_step(

@@ -3,12 +3,15 @@
 Keys (``<p>`` = the ``?prefix=`` of the URL, default ``hw``)::
 
     <p>:wf:{<run id>}          hash: state, info (JSON), output, error, finished_at,
-                               s:<step>:state, s:<step>:meta, s:<step>:<field> (JSON)
+                               s:<step>:state, s:<step>:rec (JSON object of the small
+                               fields, merged by the script), s:<step>:result (JSON)
     <p>:wfa:{<approval id>}    hash: state, expires_at, info (JSON), decided_*, comment
     <p>:wf:runs, <p>:wf:runs:t:<tenant>, <p>:wf:active        sorted sets of run ids
     <p>:wfa:all, <p>:wfa:t:<tenant>, <p>:wfa:pending          sorted sets of approval ids
 
-Every transition is ``lua/cas-1.lua`` on ONE hash, so a run's moves touch one slot (the
+Every transition is ``lua/cas-1.lua`` on ONE hash (it can also return the hash after
+the move: a step's completion and the snapshot that advances the run are one round
+trip), so a run's moves touch one slot (the
 ``{run id}`` hash tag) and the store works on Redis Cluster. The indexes are single-key
 commands sent after the write they follow (not atomic with it): a crash in between can
 leave an index entry behind, which the readers skip.
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 
 _RUN_INFO = ("id", "workflow", "spec", "input", "tenant", "user_id", "created_at")
 _APPROVAL_INFO = ("id", "run_id", "step", "tenant", "approvers", "role", "created_at", "workflow")
+_REC_FIELDS = tuple(f for f in STEP_FIELDS if f != "result")
 _SCAN = 200  # index entries read per round trip while filtering a list
 
 
@@ -78,10 +82,14 @@ class RedisWorkflowBackend(WorkflowBackend):
             raise RuntimeError("the Redis workflow store is not open")
         return self._client
 
-    async def _swap(self, key: str, conds: Sequence[str], writes: Sequence[Any]) -> bool:
+    async def _swap(
+        self, key: str, conds: Sequence[str], writes: Sequence[Any],
+        merges: Sequence[Any] = (), snapshot: bool = False,
+    ) -> tuple[bool, list[Any]]:  # fmt: skip
         assert self._cas is not None
-        args = [len(conds) // 3, *conds, *writes]
-        return bool(await self._cas(keys=[key], args=args))
+        args = [int(snapshot), len(conds) // 3, *conds, len(merges) // 2, *merges, *writes]
+        won, raw = await self._cas(keys=[key], args=args)
+        return bool(won), raw
 
     # -- keys -------------------------------------------------------------------------
 
@@ -105,10 +113,10 @@ class RedisWorkflowBackend(WorkflowBackend):
             "finished_at": dumps(run.finished_at),
         }  # fmt: skip
         for s in run.steps.values():
+            rec = {k: getattr(s, k) for k in ("kind", "task", "position", *_REC_FIELDS)}
             mapping[f"s:{s.name}:state"] = s.state
-            mapping[f"s:{s.name}:meta"] = dumps([s.kind, s.task, s.position])
-            for name in STEP_FIELDS:
-                mapping[f"s:{s.name}:{name}"] = dumps(getattr(s, name))
+            mapping[f"s:{s.name}:rec"] = dumps(rec)
+            mapping[f"s:{s.name}:result"] = dumps(s.result)
         key = self._run_key(run.id)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(key, mapping=mapping)
@@ -119,6 +127,38 @@ class RedisWorkflowBackend(WorkflowBackend):
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         return _parse_run(await self.redis.hgetall(self._run_key(run_id)))
+
+    def _step_move(
+        self, step: str, from_states: Collection[str], to_state: str,
+        fields: Mapping[str, Any], run_states: Collection[str] | None,
+    ) -> tuple[list[str], list[Any], list[Any]]:  # fmt: skip
+        conds = _cond(f"s:{step}:state", from_states)
+        if run_states is not None:
+            conds += _cond("state", run_states)
+        writes: list[Any] = [f"s:{step}:state", to_state]
+        unknown = set(fields) - set(STEP_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown step fields {sorted(unknown)}")
+        if "result" in fields:
+            writes += [f"s:{step}:result", dumps(fields["result"])]
+        patch = {k: v for k, v in fields.items() if k != "result"}
+        merges: list[Any] = [f"s:{step}:rec", dumps(patch)] if patch else []
+        return conds, merges, writes
+
+    async def move_step_and_get(
+        self,
+        run_id: str,
+        step: str,
+        *,
+        from_states: Collection[str],
+        to_state: str,
+        fields: Mapping[str, Any],
+        run_states: Collection[str] | None,
+    ) -> tuple[bool, RunRecord | None]:
+        conds, merges, writes = self._step_move(step, from_states, to_state, fields, run_states)
+        key = self._run_key(run_id)
+        won, raw = await self._swap(key, conds, writes, merges, snapshot=True)
+        return won, _parse_run(dict(zip(raw[::2], raw[1::2], strict=True)))
 
     async def _fetch_runs(self, ids: Sequence[str]) -> list[RunRecord]:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -172,15 +212,9 @@ class RedisWorkflowBackend(WorkflowBackend):
         fields: Mapping[str, Any],
         run_states: Collection[str] | None,
     ) -> bool:
-        conds = _cond(f"s:{step}:state", from_states)
-        if run_states is not None:
-            conds += _cond("state", run_states)
-        writes: list[Any] = [f"s:{step}:state", to_state]
-        for name, value in fields.items():
-            if name not in STEP_FIELDS:
-                raise ValueError(f"unknown step field {name!r}")
-            writes += [f"s:{step}:{name}", dumps(value)]
-        return await self._swap(self._run_key(run_id), conds, writes)
+        conds, merges, writes = self._step_move(step, from_states, to_state, fields, run_states)
+        won, _ = await self._swap(self._run_key(run_id), conds, writes, merges)
+        return won
 
     async def move_run(
         self, run_id: str, *, from_states: Collection[str], to_state: str,
@@ -189,7 +223,7 @@ class RedisWorkflowBackend(WorkflowBackend):
         writes: list[Any] = ["state", to_state]
         for name, value in fields.items():
             writes += [name, dumps(value)]
-        won = await self._swap(self._run_key(run_id), _cond("state", from_states), writes)
+        won, _ = await self._swap(self._run_key(run_id), _cond("state", from_states), writes)
         if won and to_state != c.RUNNING:
             await self.redis.zrem(self._index("wf:active", None), run_id)
         return won
@@ -226,7 +260,7 @@ class RedisWorkflowBackend(WorkflowBackend):
             "state", to_state, "decided_by", dumps(by), "decided_at", dumps(at),
             "comment", dumps(comment),
         ]  # fmt: skip
-        won = await self._swap(self._approval_key(approval_id), conds, writes)
+        won, _ = await self._swap(self._approval_key(approval_id), conds, writes)
         if won:
             await self.redis.zrem(self._index("wfa:pending", None), approval_id)
         return won
@@ -258,12 +292,10 @@ def _parse_run(raw: Mapping[Any, Any]) -> RunRecord | None:
     run.output, run.error = loads(fields["output"]), loads(fields["error"])
     run.finished_at = loads(fields["finished_at"])
     for name, value in fields.items():
-        if name.startswith("s:") and name.endswith(":meta"):
-            step = name[2:-5]
-            kind, task, position = loads(value)
-            rec = StepRecord(step, kind, task, position, fields[f"s:{step}:state"].decode())
-            for attr in STEP_FIELDS:
-                setattr(rec, attr, loads(fields.get(f"s:{step}:{attr}", b"null")))
+        if name.startswith("s:") and name.endswith(":rec"):
+            step = name[2:-4]
+            rec = StepRecord(step, **loads(value), state=fields[f"s:{step}:state"].decode())
+            rec.result = loads(fields.get(f"s:{step}:result", b"null"))
             run.steps[step] = rec
     return run
 
