@@ -157,6 +157,7 @@ async def test_an_expired_approval_stops_the_run(env: Running) -> None:
     assert done.state == c.FAILED and "expired" in str(done.error)
     with pytest.raises(ApprovalAlreadyDecided):
         await env.flows.approve(pending.id, by="u1", tenant="acme")
+    await eventually(lambda: failed)
     assert calls == {"draft": 1} and failed == [run_id]
 
 
@@ -197,6 +198,9 @@ async def test_metrics_and_readiness(env: Running) -> None:
     await env.flows.wait(run_id, 10)
     labels = {"workflow": "post"}
     value = registry.get_sample_value
+    await eventually(
+        lambda: value("headway_workflows_runs_total", {**labels, "event": "completed"})
+    )
     assert value("headway_workflows_runs_total", {**labels, "event": "started"}) == 1
     assert value("headway_workflows_runs_total", {**labels, "event": "completed"}) == 1
     assert value("headway_workflows_approvals_requested_total", labels) == 1

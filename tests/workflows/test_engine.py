@@ -64,6 +64,7 @@ async def test_chain_passes_each_result_to_the_next_step(env: Running) -> None:
         assert rec.queued_at is not None and rec.finished_at is not None
         assert rec.finished_at >= rec.queued_at
     assert done.finished_at is not None
+    await eventually(lambda: completed)  # hooks fire just after the state is stored
     assert completed == [run.id]
 
 
@@ -114,6 +115,7 @@ async def test_failure_after_retries_fails_the_run_and_skips_the_rest(env: Runni
     assert "RuntimeError: boom" in str(done.steps["boom"].error)
     assert done.steps["inc-2"].state == c.SKIPPED
     assert calls == {"inc": 1, "boom": 2}
+    await eventually(lambda: failed)
     assert [r.id for r in failed] == [done.id]
 
 
