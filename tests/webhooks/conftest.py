@@ -33,7 +33,9 @@ class Env:
 
 
 def make_hub(url: str, tmp_path: Path, **overrides: object) -> Headway:
-    hw = Headway(Settings(database_url=url, data_dir=tmp_path / ".headway"))
+    # jobs in a file of the test's own: the PostgreSQL job store ignores the ?schema= option
+    jobs = f"sqlite:///{tmp_path / 'jobs.db'}"
+    hw = Headway(Settings(database_url=url, jobs_url=jobs, data_dir=tmp_path / ".headway"))
     hw.add(Notify(hw, NotifySettings(default_channels=["push"])))
     hw.add(Webhooks(hw, WebhooksSettings(**{**FAST, **overrides})))  # type: ignore[arg-type]
     return hw

@@ -24,7 +24,7 @@ import httpx
 import orjson
 
 from headway.capability import Capability, Readiness
-from headway.jobs import EnqueueCall
+from headway.jobs import Backoff, EnqueueCall
 from headway.jobs.task import CallOptions
 from headway.notify.channels import (
     Channel,
@@ -77,6 +77,7 @@ class Notify(Capability):
         hw.limits.policy(RATE_POLICY, s.rate_limit, scope="user")
         self.send_task = hw.jobs.task(
             self._deliver, name=SEND_TASK, queue=s.queue, retries=s.retries,
+            backoff=Backoff(base=s.retry_delay, cap=max(s.retry_delay, 3600.0)),
             no_retry_on=(NotDeliverable, InvalidNotification),
         )  # fmt: skip
 

@@ -52,7 +52,10 @@ class NotifySettings(BaseSettings):
         description="Channels of an event the user set no preference for, comma-separated.",
     )
     queue: str = Field("notifications", description="Job queue of the sends.")
-    retries: int = Field(5, ge=0, le=50, description="Retries of a failed send (backoff).")
+    retries: int = Field(5, ge=0, le=50, description="Retries of a failed send.")
+    retry_delay: float = Field(
+        10.0, ge=0, le=3600, description="Seconds before the first retry; doubles each time."
+    )
     http_timeout: float = Field(10.0, gt=0, le=120, description="Seconds per HTTP push.")
     templates_dir: str = Field(
         "", description="Directory of templates that override the packaged ones."
