@@ -148,6 +148,28 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(min=1, max=64, help="Processes [HEADWAY_WORKERS].")
     ] = None,
+    max_requests: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Replace a web process after it served this many requests (it finishes the "
+            "requests in flight first; the others keep serving). Default: never.",
+        ),
+    ] = None,
+    max_requests_jitter: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Add 0..N to --max-requests per process, so they do not recycle together."
+        ),
+    ] = 0,
+    graceful_timeout: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=3600,
+            help="Seconds a stopping process waits for requests in flight before cancelling.",
+        ),
+    ] = 30,
 ) -> None:
     """Serve an ASGI app (default: the reference service, migrated and seeded first)."""
     import uvicorn
@@ -157,9 +179,7 @@ def serve(
     if target == DEFAULT_APP:
         _prepare_demo(settings, seed_if_empty=settings.demo_seed)
     out.print(f"headway serving {target} on http://{settings.host}:{settings.port}")
-    if settings.workers > 1:
-        _share_metrics_across_workers()
-    uvicorn.run(
+    config = uvicorn.Config(
         target,
         host=settings.host,
         port=settings.port,
@@ -167,7 +187,24 @@ def serve(
         log_level=settings.log_level.lower(),
         lifespan="on",
         access_log=False,  # headway.observe writes the access log (request id, route, tenant)
+        timeout_graceful_shutdown=graceful_timeout,
     )
+    if settings.workers > 1 or max_requests is not None:
+        _run_supervised(config, max_requests, max_requests_jitter)
+        return
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        raise typer.Exit(3)  # uvicorn's startup-failure code (it has logged why)
+
+
+def _run_supervised(config: Any, max_requests: int | None, jitter: int) -> None:
+    """Web processes under a supervisor that replaces one that dies or reached
+    ``--max-requests`` (the replacement serves before the old one stops; see serving.py)."""
+    from headway.cli.serving import RecyclingSupervisor
+
+    _share_metrics_across_workers()
+    RecyclingSupervisor(config, [config.bind_socket()], max_requests, jitter).run()
 
 
 def _share_metrics_across_workers() -> None:

@@ -1,0 +1,1 @@
+"""Load tests of a running headway service (``headway loadtest``) and process helpers."""
