@@ -25,10 +25,10 @@ class Chart:
     svg: Markup
 
 
-def fmt(value: float | None, unit: str = "") -> str:
+def fmt(value: float | None, unit: str = "", whole: bool = False) -> str:
     if value is None:
         return NONE
-    if abs(value) >= 100:
+    if whole or abs(value) >= 100:
         text = f"{value:,.0f}"
     elif abs(value) >= 10:
         text = f"{value:.1f}"
@@ -51,9 +51,12 @@ def _segments(values: Sequence[float | None], top: float) -> list[list[tuple[flo
     return [s for s in segments if s]
 
 
-def sparkline(title: str, values: Sequence[float | None], unit: str = "") -> Chart:
+def sparkline(
+    title: str, values: Sequence[float | None], unit: str = "", *, whole: bool = False
+) -> Chart:
+    """``whole``: a count (shown without decimals)."""
     known = [v for v in values if v is not None]
-    latest = fmt(known[-1] if known else None, unit)
+    latest = fmt(known[-1] if known else None, unit, whole)
     top = max(known, default=0.0) or 1.0
     parts: list[str] = []
     for seg in _segments(values, top):
@@ -67,7 +70,7 @@ def sparkline(title: str, values: Sequence[float | None], unit: str = "") -> Cha
             parts.append(f'<circle class="dot" cx="{x}" cy="{y}" r="2"/>')
     if not parts:
         parts.append(f'<text class="empty" x="{WIDTH / 2}" y="{HEIGHT / 2}">collecting…</text>')
-    label = escape(f"{title}: latest {latest}, peak {fmt(max(known, default=None), unit)}")
+    label = escape(f"{title}: latest {latest}, peak {fmt(max(known, default=None), unit, whole)}")
     # only numbers and the escaped label are interpolated: safe to mark as HTML
     svg = Markup(  # noqa: S704
         f'<svg class="spark" viewBox="0 0 {WIDTH:g} {HEIGHT:g}" preserveAspectRatio="none" '

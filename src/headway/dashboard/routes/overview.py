@@ -36,7 +36,7 @@ async def _live(d: Dashboard) -> dict[str, Any]:
     if d.has("cache"):
         charts.append(sparkline("Cache hit ratio", [p.hit_ratio for p in points], " %"))
     if d.has("jobs"):
-        charts.append(sparkline("Jobs pending", [float(p.pending) for p in points]))
+        charts.append(sparkline("Jobs pending", [float(p.pending) for p in points], whole=True))
         charts.append(sparkline("Jobs finished/s", [p.jobs_per_s for p in points]))
     observe: Any = d.hw.capability("observe")
     report = await observe.ready()

@@ -1,0 +1,54 @@
+"""The reference service with two test tasks and a test-only route, for the browser tests.
+
+``uvicorn tests.dashboard.browser_app:create --factory``; settings from ``HEADWAY_*``.
+``browser.flaky`` fails on its first run and succeeds on the next (a marker file in
+``DASHBOARD_TEST_DIR``), so that a person can retry it from the dashboard and see it pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from headway import Headway
+from headway.demo.app import create_app
+
+
+def create() -> FastAPI:
+    hw = Headway()
+    marker = Path(os.environ["DASHBOARD_TEST_DIR"]) / "flaky-ran-once"
+
+    @hw.jobs.task(name="browser.slow", queue="low", retries=0)
+    async def slow(n: int, seconds: float = 0.3) -> int:
+        await asyncio.sleep(seconds)
+        return n
+
+    @hw.jobs.task(name="browser.flaky", queue="low", retries=0)
+    async def flaky() -> str:
+        if not marker.exists():
+            marker.touch()
+            raise RuntimeError("the first run fails on purpose")
+        return "fine on the second run"
+
+    app = create_app(hw=hw)
+
+    @app.post("/_test/enqueue")
+    async def enqueue(task: str, n: int = 1) -> dict[str, Any]:
+        if task == "slow":
+            handles = [await slow.options(tenant="acme").enqueue(i) for i in range(n)]
+        else:
+            handles = [await flaky.options(tenant="globex").enqueue()]
+        return {"ids": [h.id for h in handles]}
+
+    @app.get("/_test/cached/{key}")
+    async def cached(key: str) -> dict[str, Any]:
+        async def load() -> str:
+            return key.upper()
+
+        return {"value": await hw.cache.get_or_set(f"page:{key}", load, ttl=60)}
+
+    return app
