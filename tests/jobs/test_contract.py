@@ -243,3 +243,38 @@ async def test_cancel_requested_job_whose_worker_died_ends_cancelled(store: JobB
     assert await store.claim(Q, "w2", 1, 30) == []  # not run again
     rec = await store.get("a", Q)
     assert rec is not None and rec.state == "cancelled" and rec.finished_at
+
+
+def uniq(job_id: str, key: str, ttl: float = 0.0) -> NewJob:
+    return NewJob(job_id, "t", b"{}", 0, 3, 0.0, None, key, ttl)
+
+
+async def test_unique_key_while_unfinished(store: JobBackend) -> None:
+    assert await store.enqueue(Q, [uniq("a", "k")]) == [True]
+    assert await store.enqueue(Q, [uniq("b", "k"), new("c")]) == ["a", True]
+    assert await store.enqueue(Q, [uniq("x", "k3"), uniq("y", "k3")]) == [True, "x"]
+    assert await store.enqueue("email", [uniq("z", "k")]) == [True]  # per queue
+    claimed = {j.id for j in await store.claim(Q, "w", 10, 30)}
+    assert claimed == {"a", "c", "x"} and await store.get("b", Q) is None
+    assert await store.enqueue(Q, [uniq("d", "k")]) == ["a"]  # running: still held
+    await store.finish(Q, "w", [Outcome("a", 1, "succeeded", result=b"1")])
+    assert await store.enqueue(Q, [uniq("e", "k")]) == [True]  # finished, no TTL: free
+    assert await store.enqueue(Q, [uniq("e", "other")]) == [False]  # id taken: as before
+
+
+async def test_unique_key_ttl_outlives_the_job(store: JobBackend) -> None:
+    assert await store.enqueue(Q, [uniq("f", "k2", ttl=0.4)]) == [True]
+    await store.claim(Q, "w", 1, 30)
+    await store.finish(Q, "w", [Outcome("f", 1, "failed", error="x")])
+    assert await store.enqueue(Q, [uniq("g", "k2", ttl=0.4)]) == ["f"]
+    await asyncio.sleep(0.45)
+    assert await store.enqueue(Q, [uniq("h", "k2")]) == [True]
+
+
+async def test_unique_key_is_atomic_under_concurrency(store: JobBackend) -> None:
+    replies = await asyncio.gather(*(store.enqueue(Q, [uniq(f"j{i}", "same")]) for i in range(20)))
+    flat = [r[0] for r in replies]
+    winners = [f"j{i}" for i, r in enumerate(flat) if r is True]
+    assert len(winners) == 1 and all(r == winners[0] for r in flat if r is not True)
+    counts = await store.counts()
+    assert counts[Q]["queued"] == 1

@@ -434,3 +434,26 @@ async def test_timeout_counts_as_a_failed_attempt(jobs: Jobs) -> None:
         with pytest.raises(JobFailed, match=r"TimeoutError: timed out after 0\.05s"):
             await handle.result(timeout=5)
     assert attempts == [1, 2] and (await handle.info()).attempts == 2
+
+
+@every_backend
+async def test_unique_jobs_return_the_existing_handle(jobs: Jobs) -> None:
+    @jobs.task(name="report")
+    async def report(day: str) -> str:
+        return day
+
+    first = await report.options(unique_key="report:2024-01-01").enqueue("a")
+    again = await report.options(unique_key="report:2024-01-01").enqueue("b")
+    [bulk] = await jobs.enqueue_many([report.options(unique_key="report:2024-01-01").call("c")])
+    other = await jobs.submit("report", ["d"], unique_key="report:2024-01-02", unique_ttl=60)
+    assert first.created and not again.created and not bulk.created and other.created
+    assert again.id == bulk.id == first.id != other.id
+    async with running(fast_worker(jobs)):
+        assert await again.result(timeout=5) == "a"
+        assert await other.result(timeout=5) == "d"
+    later = await report.options(unique_key="report:2024-01-01").enqueue("e")
+    assert later.created and later.id != first.id  # the first one finished: no TTL
+    assert (await jobs.submit("report", ["f"], unique_key="report:2024-01-02")).id == other.id
+    for bad in ({"unique_key": ""}, {"unique_key": "k", "unique_ttl": -1}, {"unique_ttl": 5}):
+        with pytest.raises(ValueError, match="unique"):
+            await report.options(**bad).enqueue("x")

@@ -245,8 +245,8 @@ class Jobs(Capability):
         )
         delay = 0.0 if opts is _NO_OPTIONS else opts.delay_seconds()
         job_id = opts.job_id or os.urandom(16).hex()
-        if opts.unique_key is not None and not opts.unique_key:
-            raise ValueError("unique_key must be a non-empty string")
+        if opts.unique_key is not None or opts.unique_ttl is not None:
+            _check_unique(opts.unique_key, opts.unique_ttl)
         new = NewJob(
             job_id, task.name, data, priority, task.retries + 1, delay, opts.tenant,
             opts.unique_key, opts.unique_ttl or 0.0,
@@ -442,6 +442,13 @@ def check_queue(queue: str) -> str:
     if not isinstance(queue, str) or not _QUEUE_NAME.fullmatch(queue):
         raise ValueError(f"invalid queue name {queue!r}: use 1-100 of A-Z a-z 0-9 _ . : -")
     return queue
+
+
+def _check_unique(key: str | None, ttl: float | None) -> None:
+    if not isinstance(key, str) or not 1 <= len(key) <= 255:
+        raise ValueError("unique_key must be a string of 1-255 characters")
+    if ttl is not None and (not isinstance(ttl, int | float) or not 0 <= ttl <= 366 * 86400):
+        raise ValueError("unique_ttl must be a number of seconds between 0 and a year")
 
 
 def _check_priority(priority: int) -> None:

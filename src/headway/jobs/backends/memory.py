@@ -27,6 +27,7 @@ class _Queue:
     scheduled: list[tuple[float, int, str]] = field(default_factory=list)
     seq: dict[str, int] = field(default_factory=dict)  # id -> seq of its live heap entry
     lease: dict[str, float] = field(default_factory=dict)  # running id -> lease end
+    unique: dict[str, tuple[str, float]] = field(default_factory=dict)  # key -> (id, until)
 
 
 class MemoryJobBackend(JobBackend):
@@ -100,15 +101,32 @@ class MemoryJobBackend(JobBackend):
             return None
         return rec
 
+    def _holder(self, q: _Queue, key: str | None, now: float) -> str | None:
+        """The id of the job holding unique ``key``: unfinished, or within its TTL."""
+        if key is None or key not in q.unique:
+            return None
+        job_id, until = q.unique[key]
+        rec = q.jobs.get(job_id)
+        if rec is not None and (rec.state not in c.FINAL_STATES or until > now):
+            return job_id
+        del q.unique[key]
+        return None
+
     # -- contract ---------------------------------------------------------------------
 
     async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool | str]:
         q, now = self._q(queue), time.time()
         created: list[bool | str] = []
         for new in jobs:
+            holder = self._holder(q, new.unique_key, now)
+            if holder is not None:
+                created.append(holder)
+                continue
             if new.id in q.jobs:
                 created.append(False)
                 continue
+            if new.unique_key is not None:
+                q.unique[new.unique_key] = (new.id, now + new.unique_ttl)
             rec = JobRecord(
                 id=new.id,
                 queue=queue,

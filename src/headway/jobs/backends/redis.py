@@ -203,6 +203,8 @@ class RedisJobBackend(JobBackend):
             await self._register(queue)
         keys = self._script_keys(queue, "enqueue", ("ready", "scheduled", "seq", "notify"))
         prefix = self._jobs(queue)
+        if any(j.unique_key is not None for j in jobs):
+            return await self._enqueue_unique(queue, keys, jobs)
         if len(jobs) == 1:  # task.enqueue(): the common case, kept lean
             j = jobs[0]
             args = [prefix, 1, j.id, j.task, j.data, j.priority, j.max_attempts]
@@ -216,6 +218,20 @@ class RedisJobBackend(JobBackend):
                 args += [j.id, j.task, j.data, j.priority, j.max_attempts, int(j.delay * 1000)]
             argss.append(args)
         return [x == 1 for flags in await self._run_many("enqueue", keys, argss) for x in flags]
+
+    async def _enqueue_unique(
+        self, queue: str, keys: Sequence[str], jobs: Sequence[NewJob]
+    ) -> list[bool | str]:
+        argss: list[list[Any]] = []
+        for start in range(0, len(jobs), c.MAX_BATCH):
+            chunk = jobs[start : start + c.MAX_BATCH]
+            args = [self._jobs(queue), self._key(queue, "unique:"), len(chunk)]
+            for j in chunk:
+                args += [j.id, j.task, j.data, j.priority, j.max_attempts, int(j.delay * 1000)]
+                args += [j.unique_key or "", int(j.unique_ttl * 1000)]
+            argss.append(args)
+        replies = await self._run_many("enqueue_unique", keys, argss)
+        return [x == 1 if isinstance(x, int) else _s(x) for flags in replies for x in flags]
 
     # -- worker -----------------------------------------------------------------------
 

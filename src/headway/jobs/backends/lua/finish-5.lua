@@ -1,7 +1,9 @@
 --[[ finish-5.lua: record how a batch of runs ended (one round trip for many acks).
 
 A run counts only if the job is still running under the same worker and attempt;
-an ack from a worker that lost its lease is ignored.
+an ack from a worker that lost its lease is ignored. When a unique job ends (not a
+retry), its unique lock (<prefix>:{queue}:unique:<key>, derived from the job key prefix)
+is set to expire at the end of its TTL.
 
 KEYS[1]  running zset     KEYS[2]  scheduled zset   KEYS[3]  succeeded zset (score = finish ms)
 KEYS[4]  failed zset      KEYS[5]  cancelled zset
@@ -18,7 +20,7 @@ for i = 0, tonumber(ARGV[3]) - 1 do
   local b = 4 + i * 6
   local id, outcome = ARGV[b], ARGV[b + 2]
   local key = ARGV[1] .. id
-  local v = redis.call('HMGET', key, 'state', 'worker', 'att', 'cancel')
+  local v = redis.call('HMGET', key, 'state', 'worker', 'att', 'cancel', 'ukey', 'uuntil')
   if v[1] == 'running' and v[2] == ARGV[2] and v[3] == ARGV[b + 1] then
     redis.call('ZREM', KEYS[1], id)
     if outcome == 'retry' and v[4] == '1' then outcome = 'cancelled' end
@@ -39,6 +41,12 @@ for i = 0, tonumber(ARGV[3]) - 1 do
       redis.call('HSET', key, 'state', 'failed', 'err', ARGV[b + 3], 'tb', ARGV[b + 4],
         'fin', now)
       redis.call('ZADD', KEYS[4], now, id)
+    end
+    if v[5] and outcome ~= 'retry' then
+      local lock = string.sub(ARGV[1], 1, -5) .. 'unique:' .. v[5]
+      if redis.call('GET', lock) == id then
+        redis.call('PEXPIREAT', lock, math.max(tonumber(v[6]), now + 1))
+      end
     end
     out[#out + 1] = 1
   else
