@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("headway.events")
 CLOSE_BAD_REQUEST, CLOSE_FORBIDDEN, CLOSE_SLOW = 4400, 4403, 4008
-PING = b'{"type":"ping"}'
+PING = '{"type":"ping"}'
 
 
 class Refused(Exception):
@@ -50,18 +51,18 @@ class Refused(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def event_frame(msg: Message) -> bytes:
-    return b'{"type":"event","channel":"%s","offset":"%s","event":"%s","data":%s}' % (
-        msg.channel.encode(),
-        str(msg.offset).encode(),
-        msg.event.encode(),
-        msg.data,
+@lru_cache(maxsize=1024)
+def event_frame(msg: Message) -> str:
+    """A message's frame, built once for every client that gets it."""
+    return (
+        f'{{"type":"event","channel":"{msg.channel}","offset":"{msg.offset}",'
+        f'"event":"{msg.event}","data":{msg.data.decode()}}}'
     )
 
 
-def reset_frame(channel: str, head: Offset | None) -> bytes:
+def reset_frame(channel: str, head: Offset | None) -> str:
     body = {"type": "reset", "channel": channel, "reason": "history_lost"}
-    return orjson.dumps({**body, "offset": None if head is None else str(head)})
+    return orjson.dumps({**body, "offset": None if head is None else str(head)}).decode()
 
 
 async def open_client(
@@ -96,7 +97,7 @@ class Stream:
         self,
         events: Events,
         client: Client,
-        write: Callable[[Message | None, bytes, str], Awaitable[None]],
+        write: Callable[[Message | None, str, str], Awaitable[None]],
     ) -> None:
         self.events, self.client, self.write = events, client, write
 
@@ -180,8 +181,8 @@ async def websocket_endpoint(events: Events, ws: WebSocket) -> None:
         await ws.close(CLOSE_FORBIDDEN if exc.status == 403 else CLOSE_BAD_REQUEST)
         return
 
-    async def write(_msg: Message | None, frame: bytes, _kind: str) -> None:
-        await ws.send_text(frame.decode())
+    async def write(_msg: Message | None, frame: str, _kind: str) -> None:
+        await ws.send_text(frame)
 
     async def sender() -> None:
         await stream.start(since)
@@ -234,18 +235,17 @@ class SSEEndpoint:
         body = {"type": "http.response.body", "more_body": True}
         await send({**body, "body": b"retry: 2000\n\n"})
 
-        async def write(_msg: Message | None, frame: bytes, kind: str) -> None:
+        async def write(_msg: Message | None, frame: str, kind: str) -> None:
             if kind == "ping":
                 chunk = b": ping\n\n"
             else:
-                chunk = b"id: %s\nevent: %s\ndata: %s\n\n" % (
-                    client.cursor().encode(), kind.encode(), frame)  # fmt: skip
+                chunk = f"id: {client.cursor()}\nevent: {kind}\ndata: {frame}\n\n".encode()
             await send({**body, "body": chunk})
 
         async def sender() -> None:
             await stream.start(since)
             ready = {"type": "ready", "channels": list(client.channels), "cursor": client.cursor()}
-            await write(None, orjson.dumps(ready), "ready")
+            await write(None, orjson.dumps(ready).decode(), "ready")
             await stream.run()
 
         async def watch_disconnect() -> None:

@@ -1,0 +1,305 @@
+"""Realtime fan-out: one event to N WebSocket clients across 2 server processes on Redis.
+
+    python bench/events.py [--clients 1000] [--servers 2] [--events 50] [--burst 200]
+
+Starts ``--servers`` uvicorn processes on 127.0.0.1 (each a hub with ``hw.events`` on the
+local Redis, keys under a random prefix), connects ``--clients`` WebSocket clients split
+evenly across them, all on one channel, then publishes from this process through the
+same Redis:
+
+- latency: ``--events`` events 50 ms apart, each stamped with its send time; every
+  client records receive time - send time: p50 / p99 / max over all deliveries;
+- throughput: ``--burst`` events published back to back; events_per_s = burst / time
+  until every client had every event, deliveries_per_s = that times the clients.
+
+Baseline in the same run: raw Redis pub/sub (redis-py, one subscriber) latency for the
+same spacing, i.e. the floor the fan-out builds on. Prints JSON. Every process started
+here is stopped by its PID; the whole run is bounded (``--timeout`` seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from typing import Any
+
+import orjson
+
+REDIS = "redis://127.0.0.1:6379/0"
+CHANNEL = "bench.fanout"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- server process --------------------------------------------------------------------
+
+
+def serve(port: int) -> None:
+    """One server process: ``python bench/events.py --serve PORT`` (settings from env)."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import HTTPConnection
+
+    from headway import Headway
+
+    hw = Headway()
+
+    @hw.events.authorize
+    def allow(conn: HTTPConnection, channel: str) -> bool:
+        return channel.startswith("bench.")
+
+    app = Starlette()
+    hw.install(app)
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_level="warning", ws_ping_interval=None,
+        access_log=False, backlog=4096,
+    )  # fmt: skip
+
+
+def start_servers(
+    count: int, prefix: str, data_dir: str
+) -> list[tuple[subprocess.Popen[bytes], int]]:
+    env = {
+        **os.environ,
+        "HEADWAY_EVENTS_URL": f"{REDIS}?prefix={prefix}",
+        "HEADWAY_EVENTS_CLIENT_BUFFER": "4096",
+        "HEADWAY_EVENTS_HISTORY_SIZE": "10",
+        "HEADWAY_LOG_LEVEL": "WARNING",
+        "HEADWAY_DATA_DIR": data_dir,
+        "HEADWAY_JOBS_URL": "memory://",
+    }
+    procs = []
+    for _ in range(count):
+        port = free_port()
+        cmd = [sys.executable, __file__, "--serve", str(port)]
+        procs.append((subprocess.Popen(cmd, env=env), port))
+    return procs
+
+
+def stop_servers(procs: Procs) -> None:
+    for proc, _ in procs:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+    for proc, _ in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+async def wait_listening(port: int) -> None:
+    for _ in range(600):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        return
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+# -- clients ---------------------------------------------------------------------------
+
+
+class Clients:
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.counts: dict[int, int] = {}
+        self.last_at: dict[int, float] = {}
+        self.conns: list[Any] = []
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def connect(self, ports: list[int], n: int) -> None:
+        from websockets.asyncio.client import connect
+
+        gate = asyncio.Semaphore(50)
+
+        async def one(i: int) -> None:
+            url = f"ws://127.0.0.1:{ports[i % len(ports)]}/realtime/ws?channels={CHANNEL}"
+            async with gate:
+                ws = await connect(url, compression=None, max_queue=None, open_timeout=30)
+                while orjson.loads(await ws.recv())["type"] != "ready":
+                    pass
+            self.conns.append(ws)
+            self.counts[i] = 0
+            self.tasks.append(asyncio.create_task(self.read(i, ws)))
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+
+    async def read(self, i: int, ws: Any) -> None:
+        async for raw in ws:
+            now = time.time()
+            frame = orjson.loads(raw)
+            if frame["type"] != "event":
+                continue
+            data = frame["data"]
+            if data["kind"] == "latency":
+                self.latencies.append(now - data["t"])
+            self.counts[i] += 1
+            self.last_at[i] = now
+
+    async def until_each_has(self, total: int, limit: float) -> None:
+        for _ in range(int(limit / 0.01)):
+            if min(self.counts.values()) >= total:
+                return
+            await asyncio.sleep(0.01)
+        short = sum(1 for c in self.counts.values() if c < total)
+        raise RuntimeError(f"{short} clients did not get all {total} events in {limit} s")
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*(ws.close() for ws in self.conns), return_exceptions=True)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+
+# -- runs ------------------------------------------------------------------------------
+
+
+async def fanout(args: argparse.Namespace, prefix: str, data_dir: str) -> dict[str, Any]:
+    from headway import Headway
+
+    procs = start_servers(args.servers, prefix, data_dir)
+    clients = Clients()
+    hw = Headway(events_url=f"{REDIS}?prefix={prefix}", log_level="WARNING", jobs_url="memory://",
+                 data_dir=data_dir)  # fmt: skip
+    hw.events  # noqa: B018
+    try:
+        ports = [port for _, port in procs]
+        await asyncio.gather(*(wait_listening(p) for p in ports))
+        started = time.perf_counter()
+        await clients.connect(ports, args.clients)
+        connect_s = time.perf_counter() - started
+        async with hw:
+            for _ in range(args.events):
+                await hw.events.publish(CHANNEL, "Tick", {"kind": "latency", "t": time.time()})
+                await asyncio.sleep(0.05)
+            await clients.until_each_has(args.events, 60)
+            first = time.time()
+            for i in range(args.burst):
+                await hw.events.publish(CHANNEL, "Tick", {"kind": "burst", "i": i})
+            await clients.until_each_has(args.events + args.burst, 120)
+            elapsed = max(clients.last_at.values()) - first
+    finally:
+        await clients.close()
+        stop_servers(procs)
+    lat = clients.latencies
+    return {
+        "clients": args.clients,
+        "servers": args.servers,
+        "connect_s": round(connect_s, 2),
+        "latency_deliveries": len(lat),
+        "latency_p50_ms": pct(lat, 0.50),
+        "latency_p99_ms": pct(lat, 0.99),
+        "latency_max_ms": round(max(lat) * 1000, 2),
+        "burst_events": args.burst,
+        "events_per_s": round(args.burst / elapsed, 1),
+        "deliveries_per_s": round(args.burst * args.clients / elapsed),
+    }
+
+
+async def redis_baseline(events: int) -> dict[str, Any]:
+    from redis.asyncio import Redis
+
+    channel = f"hwbench-{uuid.uuid4().hex[:8]}"
+    pub, sub_client = Redis.from_url(REDIS), Redis.from_url(REDIS)
+    pubsub = sub_client.pubsub()
+    await pubsub.subscribe(channel)
+    lat: list[float] = []
+
+    async def read() -> None:
+        async for message in pubsub.listen():
+            if message["type"] == "message":
+                lat.append(time.time() - orjson.loads(message["data"])["t"])
+
+    reader = asyncio.create_task(read())
+    try:
+        for _ in range(events):
+            await pub.publish(channel, orjson.dumps({"t": time.time()}))
+            await asyncio.sleep(0.05)
+        for _ in range(500):
+            if len(lat) >= events:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        await pubsub.aclose()
+        await pub.aclose()
+        await sub_client.aclose()
+    return {
+        "deliveries": len(lat),
+        "latency_p50_ms": pct(lat, 0.5),
+        "latency_p99_ms": pct(lat, 0.99),
+    }
+
+
+async def main(args: argparse.Namespace) -> None:
+    prefix = f"hwbench-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as data_dir:
+        try:
+            async with asyncio.timeout(args.timeout):
+                baseline = await redis_baseline(args.events)
+                result = await fanout(args, prefix, data_dir)
+        finally:
+            await cleanup(prefix)
+    out = {
+        "bench": "events_fanout",
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "websocket_fanout_redis": result,
+        "baseline_raw_redis_pubsub_1_subscriber": baseline,
+    }
+    print(json.dumps(out, indent=2))
+
+
+async def cleanup(prefix: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(REDIS)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--servers", type=int, default=2)
+    parser.add_argument("--events", type=int, default=50)
+    parser.add_argument("--burst", type=int, default=200)
+    parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    arguments = parse()
+    if arguments.serve:
+        serve(arguments.serve)
+    else:
+        asyncio.run(main(arguments))
