@@ -329,7 +329,8 @@ class Webhooks(Capability):
         )  # fmt: skip
         await self._log(endpoint, message, number, result)
         if result.ok:
-            await self.store.record_success(endpoint.id)
+            if endpoint.failures:
+                await self.store.record_success(endpoint.id)
             return {"outcome": "succeeded", "status": result.status_code}
         return await self._failed(endpoint, number, result)
 
