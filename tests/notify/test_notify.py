@@ -172,3 +172,18 @@ async def _until(check: object, timeout: float = 10.0) -> None:  # noqa: ASYNC10
             if check():  # type: ignore[operator]
                 return
             await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("overrides", [{"rate_limit": "1/minute"}])
+async def test_metrics(env: Env) -> None:
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()
+    env.notify.register_metrics(registry)
+    await env.notify.send(user=ALICE, tenant="acme", event="e", channels=["push"])
+    await env.notify.send(user=ALICE, tenant="acme", event="e", channels=["push"])
+    labels = {"channel": "push", "outcome": "sent"}
+    await _until(lambda: registry.get_sample_value("headway_notify_sent_total", labels) == 1)
+    assert registry.get_sample_value("headway_notify_rate_limited_total") == 1
+    ready = await env.notify.check_ready()
+    assert ready is not None and ready.ok and "email" in ready.detail["channels"]

@@ -233,3 +233,34 @@ async def _push_received(env: Env) -> dict[str, object]:
                 if request.path == "/notify":
                     return dict(request.json())
             await asyncio.sleep(0.02)
+
+
+async def test_metrics_and_readiness(env: Env) -> None:
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()
+    env.webhooks.register_metrics(registry)
+    env.receiver.script = [200, 410]
+    ep = await env.webhooks.create_endpoint("acme", env.receiver.url())
+    await env.webhooks.send("acme", "e", {})
+    await wait_log(env, "acme", ep.id, 1)
+    await env.webhooks.send("acme", "e", {})
+    await wait_disabled(env, "acme", ep.id)
+
+    def sample(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    async with asyncio.timeout(10):
+        while True:
+            if sample("headway_webhooks_endpoints_disabled_total", reason="gone") == 1:
+                break
+            await asyncio.sleep(0.02)
+    assert sample("headway_webhooks_deliveries_total", outcome="succeeded") == 1
+    assert sample("headway_webhooks_deliveries_total", outcome="gone") == 1
+    assert sample("headway_webhooks_delivery_seconds_count") == 2
+    assert sample("headway_webhooks_messages_total") == 2
+    await env.webhooks.refresh_metrics()
+    assert sample("headway_webhooks_endpoints", state="disabled") == 1
+    ready = await env.webhooks.check_ready()
+    assert ready is not None and ready.ok
+    assert ready.detail["endpoints"] == {"enabled": 0, "disabled": 1}
