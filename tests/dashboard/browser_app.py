@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from headway import Headway
 from headway.demo.app import create_app
+from headway.workflows import approval
 
 
 def create() -> FastAPI:
@@ -34,7 +35,21 @@ def create() -> FastAPI:
             raise RuntimeError("the first run fails on purpose")
         return "fine on the second run"
 
+    @hw.jobs.task(name="browser.draft", retries=0)
+    async def draft(topic: str) -> str:
+        return f"a post about {topic}"
+
+    @hw.jobs.task(name="browser.publish", retries=0)
+    async def publish(text: str) -> dict[str, str]:
+        return {"published": text}
+
+    hw.workflows.chain("publish-post", draft, approval("review", role="editor"), publish)
     app = create_app(hw=hw)
+
+    @app.post("/_test/workflow")
+    async def start_workflow(topic: str) -> dict[str, Any]:
+        run = await hw.workflows.start("publish-post", topic, tenant="acme", user_id="u1")
+        return {"id": run.id}
 
     @app.post("/_test/enqueue")
     async def enqueue(task: str, n: int = 1) -> dict[str, Any]:

@@ -51,7 +51,7 @@ def make_hub(tmp_path: Path, **overrides: object) -> Headway:
         admin_token=TOKEN,  # type: ignore[arg-type]
     )
     hw = Headway(settings, **overrides) if overrides else Headway(settings)
-    for name in ("jobs", "cache", "flags", "breakers", "limits", "storage", "db"):
+    for name in ("jobs", "workflows", "cache", "flags", "breakers", "limits", "storage", "db"):
         getattr(hw, name)
     return hw
 

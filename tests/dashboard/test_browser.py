@@ -200,6 +200,22 @@ def test_toggle_a_flag_and_see_the_evaluation_change(page: Page) -> None:
     shot(page, "flag")
 
 
+def test_approve_a_workflow_step(page: Page, server: str) -> None:
+    r = httpx.post(f"{server}/_test/workflow", params={"topic": "otters"}, timeout=10)
+    run_id = r.json()["id"]
+    page.get_by_role("link", name="Workflows").click()
+    row = page.locator("#workflows tr[data-approval]", has_text=run_id[:12])
+    expect(row).to_contain_text("review")  # shown by the live update once the draft ran
+    shot(page, "workflows")
+    row.get_by_label("Comment").fill("looks good")
+    row.get_by_role("button", name="Approve").click()
+    expect(page.get_by_role("status")).to_have_text(f"Step review of run {run_id} approved.")
+    expect(page.locator("#run-live .badge").first).to_have_text("completed")
+    expect(page.locator('tr[data-step="publish"] .badge')).to_have_text("succeeded")
+    expect(page.locator("#run-live pre").last).to_contain_text('"published": "a post about otters"')
+    shot(page, "workflow-run")
+
+
 def test_every_page_and_the_audit_log(page: Page, server: str) -> None:
     for i in range(40):  # some traffic and cache reads for the overview's charts
         httpx.get(f"{server}/_test/cached/k{i % 8}", timeout=5)
@@ -214,7 +230,7 @@ def test_every_page_and_the_audit_log(page: Page, server: str) -> None:
         shot(page, name)
     page.get_by_role("link", name="Audit log").click()
     for action in ("login_failed", "login", "queue_pause", "job_retry", "flag_toggle",
-                   "breaker_open"):  # fmt: skip
+                   "approval_approve", "breaker_open"):  # fmt: skip
         expect(page.locator("td code", has_text=action).first).to_be_visible()
     shot(page, "audit")
     page.get_by_role("link", name="Overview").click()

@@ -204,3 +204,62 @@ async def test_cache_clear_a_namespace_and_a_tenant(admin: Admin) -> None:
     assert await cache.get("post:1", tenant="globex") == "c"
     r = await admin.post("/cache/clear-namespace", namespace="*")
     assert "error:" in (await admin.client.get(r.headers["location"])).text
+
+
+@pytest.fixture
+def flow(hub: Headway) -> Headway:
+    from headway.workflows import approval
+
+    @hub.jobs.task(name="wf.draft", retries=0)
+    async def draft(topic: str) -> str:
+        return f"draft about {topic}"
+
+    @hub.jobs.task(name="wf.publish", retries=0)
+    async def publish(text: str) -> dict[str, str]:
+        return {"published": text}
+
+    hub.workflows.chain("post", draft, approval("review", role="editor"), publish)
+    return hub
+
+
+async def _until(check: object, seconds: float = 20) -> None:
+    async with asyncio.timeout(seconds):
+        while True:
+            if await check():  # type: ignore[operator]
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_workflow_runs_and_approvals(flow: Headway, admin: Admin) -> None:
+    wf = flow.workflows
+    await admin.login()
+    worker = flow.jobs.worker(["workflows", "default"], poll_interval=0.01, grace=1)
+    task = asyncio.create_task(worker.run())
+    try:
+        first = await wf.start("post", "cats", tenant="acme")
+        second = await wf.start("post", "dogs", tenant="acme")
+
+        async def two_waiting() -> bool:
+            return len(await wf.approvals()) == 2
+
+        await _until(two_waiting)
+        page = await admin.client.get(f"{UI}/workflows")
+        assert page.text.count("data-approval=") == 2 and "role <code>editor</code>" in page.text
+        run_page = await admin.client.get(f"{UI}/workflows/runs/{first.id}")
+        assert re.search(r'data-step="draft">.*?badge succeeded', run_page.text, re.S)
+        assert re.search(r'data-step="review">.*?badge waiting', run_page.text, re.S)
+
+        ids = {a.run_id: a.id for a in await wf.approvals()}
+        r = await admin.post(f"/workflows/approvals/{ids[first.id]}/approve", comment="ok")
+        assert r.headers["location"] == f"{UI}/workflows/runs/{first.id}"
+        await admin.post(f"/workflows/approvals/{ids[second.id]}/reject")
+        done = await wf.wait(first.id, 20)
+        assert done.state == "completed" and done.output == {"published": "draft about cats"}
+        assert (await wf.wait(second.id, 20)).state == "failed"
+        decided = await wf.get_approval(ids[first.id])
+        assert (decided.decided_by, decided.comment) == ("dashboard:token", "ok")
+        r = await admin.post(f"/workflows/approvals/{ids[first.id]}/approve")
+        assert "error:" in (await admin.client.get(r.headers["location"])).text
+    finally:
+        worker.stop()
+        await task

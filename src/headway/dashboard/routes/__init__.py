@@ -33,7 +33,7 @@ def page(d: Dashboard, path: str) -> Callable[[Page], Page]:
 
 
 def add_all(d: Dashboard) -> None:
-    from headway.dashboard.routes import base, breakers, flags, jobs, ops, overview
+    from headway.dashboard.routes import base, breakers, flags, jobs, ops, overview, workflows
 
-    for module in (base, overview, jobs, ops, breakers, flags):
+    for module in (base, overview, jobs, workflows, ops, breakers, flags):
         module.add(d)
