@@ -23,7 +23,7 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from headway.connections import Connections
@@ -56,9 +56,9 @@ class Check:
         return self.burst or self.limit
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What a backend answers for one check."""
+class Outcome(NamedTuple):
+    """What a backend answers for one check (a named tuple: made on every check, and a
+    tuple is made several times faster than a frozen dataclass)."""
 
     allowed: bool
     remaining: int

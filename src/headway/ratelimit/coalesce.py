@@ -1,11 +1,11 @@
 """Coalescing: the checks of concurrent requests share one pipelined round trip.
 
 A check that finds the coalescer idle goes out at once (no added latency). Checks that
-arrive while a round trip is on the wire are queued; those queued during one turn of the
-event loop go out in the next turn as one :meth:`LimitBackend.hit` batch (one pipeline
-on Redis). While ``max_inflight`` batches
-are on the wire, further checks wait and leave together when one comes back, so the
-batch size grows with the load and the number of round trips does not. Each check stays
+arrive while a round trip is on the wire are queued, and leave together as one
+:meth:`LimitBackend.hit` batch (one pipeline on Redis) when it comes back: with
+``max_inflight`` (default 1) batches on the wire, the batch size grows with the load and
+the number of round trips does not (a round trip costs more CPU than a request's own
+work, so fewer and larger batches are what keeps the middleware cheap). Each check stays
 atomic on its own key: coalescing changes how checks travel, not what they count.
 
 Identical fixed-window checks of one batch (the same key, as when one client sends many
@@ -29,7 +29,7 @@ Group = tuple[Check, list["asyncio.Future[Outcome]"]]
 class Coalescer:
     """Batches concurrent checks for one backend."""
 
-    def __init__(self, backend: LimitBackend, max_inflight: int = 4, max_batch: int = 512) -> None:
+    def __init__(self, backend: LimitBackend, max_inflight: int = 1, max_batch: int = 512) -> None:
         self.backend = backend
         self.max_inflight = max_inflight
         self.max_batch = max_batch
@@ -50,6 +50,17 @@ class Coalescer:
         if len(futures) == 1:
             return [await futures[0]]
         return list(await asyncio.gather(*futures))
+
+    async def one(self, check: Check) -> Outcome:
+        """:meth:`run` of one check (the middleware's path: no list per call)."""
+        loop = asyncio.get_running_loop()
+        if self._inflight == 0 and not self._queue:
+            return (await self._eager((check,), loop))[0]
+        future: asyncio.Future[Outcome] = loop.create_future()
+        self._queue.append((check, future))
+        if not self._scheduled:
+            self._schedule(loop)
+        return await future
 
     async def _eager(
         self, checks: Sequence[Check], loop: asyncio.AbstractEventLoop

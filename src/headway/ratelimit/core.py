@@ -20,6 +20,7 @@ from headway.ratelimit.decision import Decision, Result
 from headway.ratelimit.faults import Metrics, ThrottledLog
 from headway.ratelimit.integration import Dependency, make_decorator, make_dependency
 from headway.ratelimit.lease import Checker, LeaseCache
+from headway.ratelimit.plan import Answer, Plan
 from headway.ratelimit.policy import PLAN, Identity, Policy, ScopePart, hashed, limit_key
 from headway.ratelimit.rate import Rate
 from headway.ratelimit.settings import RateLimitSettings
@@ -59,18 +60,6 @@ class Rule:
         return path.startswith(self.prefix) and (self.methods is None or method in self.methods)
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """A request's one check, made once per policy and client address."""
-
-    check: Check
-    checks: tuple[Check]
-    policy: Policy
-    policies: tuple[Policy]
-    limit: int
-    window: int
-
-
 _UNKNOWN: Any = object()
 # scope parts that, for a caller without identity, make the key from the address alone
 _ADDRESS_ONLY = frozenset({"ip", "global", "tenant", "user"})
@@ -82,6 +71,9 @@ class _Direct:
 
     async def run(self, checks: Sequence[Check]) -> list[Outcome]:
         return await self.backend.hit(checks)
+
+    async def one(self, check: Check) -> Outcome:
+        return (await self.backend.hit([check]))[0]
 
 
 class RateLimits(Capability):
@@ -115,7 +107,7 @@ class RateLimits(Capability):
         self._keys: dict[tuple[str, str, str | None], str] = {}
         self._checks: dict[tuple[Algorithm, str, int, int, int, int], Check] = {}
         # (policy, client ip) -> the request's check when it depends on nothing else
-        self._plans: dict[tuple[str, str], Plan | None] = {}
+        self._plans: dict[tuple[str, str | None], Plan | None] = {}
         self._lease: LeaseCache | None = None  # the checker, in lease mode
         self._load_policies()
 
@@ -246,7 +238,7 @@ class RateLimits(Capability):
         if self.exported is not None:
             await self.exported.totals.stop()
         for checker in (self._checker, getattr(self._checker, "inner", None)):
-            if isinstance(checker, Coalescer):
+            if isinstance(checker, Coalescer | LeaseCache):
                 await checker.drain()
         if self._backend is not None:
             await self._backend.close()
@@ -295,44 +287,48 @@ class RateLimits(Capability):
 
     def plan_for(self, scope: Scope, policies: Sequence[Policy]) -> Plan | None:
         """The request's check when it is one policy's and its key depends on the client
-        address alone (cached per policy and address); else None, and
+        address alone (cached per policy and address: per peer address when no proxy is
+        trusted, so the address is not even parsed again); else None, and
         :meth:`check_request` answers."""
         if len(policies) != 1 or self.identify is not None or not self.settings.enabled:
             return None
         policy = policies[0]
         client = scope.get("client")
-        ip = self.client_ip.resolve(client[0] if client else None, scope["headers"])
-        plan = self._plans.get((policy.name, ip), _UNKNOWN)
+        peer: str | None = client[0] if client else None
+        if self.client_ip.trusted:
+            peer = self.client_ip.resolve(peer, scope["headers"])
+        plan: Plan | None = self._plans.get((policy.name, peer), _UNKNOWN)
         if plan is _UNKNOWN:
-            plan = self._plan(scope, policy, ip)
-        return plan  # type: ignore[no-any-return]
+            plan = self._plan(scope, policy, peer)
+        return plan
 
-    def take_local(self, plan: Plan) -> Result | None:
+    def take_local(self, plan: Plan) -> Answer | None:
         """Lease mode: the plan's check served from the local share (no await, no round
-        trip), or None when the share does not hold the units."""
+        trip, no allocation but the answer), or None when the share does not hold the
+        units."""
         lease = self._lease
         if lease is None:
             return None
-        now = lease.clock()
-        share = lease.take(plan.check, now)
-        if share is None:
-            return None
-        self.metrics.add(plan.policy.name, "allowed")
-        reset = max(0, math.ceil(share.reset_ms(now) / 1000))
-        return Result(plan.policy.name, plan.limit, plan.window, share.left(), reset, 0, True)
+        answer = lease.take_answer(plan.check)
+        if answer is not None:
+            plan.allowed[0] += 1
+        return answer
 
-    async def check_plan(self, plan: Plan) -> Result | Decision:
-        """:meth:`check_request` of a planned request: its Result when allowed, else the
+    async def check_plan(self, plan: Plan) -> Answer | Decision:
+        """:meth:`check_request` of a planned request: its answer when allowed, else the
         Decision (denied, or the backend unavailable)."""
         try:
-            outcome = (await self.checker.run(plan.checks))[0]
+            outcome = await self.checker.one(plan.check)
         except BackendUnavailableError as exc:
             return self._unavailable(plan.policies, exc)
+        if outcome.allowed:
+            plan.allowed[0] += 1
+            return max(0, outcome.remaining), max(0, math.ceil(outcome.reset_ms / 1000))
         result = Result.of(plan.policy.name, plan.limit, plan.window, outcome)
         self._record(plan.policy, plan.check, result)
-        return result if result.allowed else Decision([result])
+        return Decision([result])
 
-    def _plan(self, scope: Scope, policy: Policy, ip: str) -> Plan | None:
+    def _plan(self, scope: Scope, policy: Policy, peer: str | None) -> Plan | None:
         parts = policy.scope_for(None)
         plan = None
         if all(isinstance(p, str) and p in _ADDRESS_ONLY for p in parts):
@@ -340,10 +336,10 @@ class RateLimits(Capability):
             subject = Subject(scope, None, self.client_ip)
             key = self._limit_key(policy.name, subject.key(parts) or subject.ip, None)
             check = self._check(policy, rate, key, None)
-            plan = Plan(check, (check,), policy, (policy,), rate.limit, rate.period)
+            plan = Plan(check, policy, rate.period, self.metrics.allowed_cell(policy.name))
         if len(self._plans) >= CACHE_MAX:
             self._plans.clear()
-        self._plans[(policy.name, ip)] = plan
+        self._plans[(policy.name, peer)] = plan
         return plan
 
     def _limit_key(self, policy: str, key: str, ns: str | None) -> str:

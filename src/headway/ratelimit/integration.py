@@ -31,7 +31,7 @@ from starlette.types import Scope
 
 from headway.ratelimit.decision import Decision, RateLimitExceeded, RateLimitUnavailable
 from headway.ratelimit.headers import rate_limit_headers
-from headway.ratelimit.middleware import MIDDLEWARE_STATE, RESULTS_STATE
+from headway.ratelimit.middleware import RESULTS_STATE, middleware_results
 from headway.ratelimit.policy import Identity
 
 if TYPE_CHECKING:
@@ -49,14 +49,15 @@ def make_dependency(limits: RateLimits, *policies: str, cost: int | None = None)
     async def rate_limit(request: Request, response: Response) -> Decision:
         decision = await limits.check_request(request.scope, resolved, cost)
         state = request.scope.setdefault("state", {})
-        results = [*state.get(RESULTS_STATE, []), *decision.results]
+        mine = middleware_results(state)
+        results = [*(mine or ()), *decision.results]
         s = limits.settings
         if decision.refused:
             raise RateLimitUnavailable(decision)
         if not decision.allowed:
             headers = rate_limit_headers(results, s.headers, s.legacy_headers)
             raise RateLimitExceeded(decision, {k.decode(): v.decode() for k, v in headers})
-        if state.get(MIDDLEWARE_STATE):
+        if mine is not None:  # the middleware writes the headers of them all
             state[RESULTS_STATE] = results
         else:
             for k, v in rate_limit_headers(results, s.headers, s.legacy_headers):

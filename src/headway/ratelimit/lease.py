@@ -22,6 +22,12 @@ Exactness bound (tested in ``tests/ratelimit/test_exactness.py`` and ``test_hotp
 While a share is being refilled, the checks that find it empty wait for that refill and
 take their units from it (or, if others took them first, refill it in turn): a check is
 never sent to the backend on its own, and a refill's error reaches every waiter.
+
+A share is topped up in the background when it falls to three quarters of its lease
+(one round trip, while it keeps serving), so that a steady stream rarely finds it
+empty. A top-up leases at most what brings the share back to ``L - 1`` units: a process
+never holds more than a refill leaves it, so the bound above is unchanged. The default
+``lease_size`` is 256 (``HEADWAY_RATELIMIT_LEASE_SIZE``).
 """
 
 from __future__ import annotations
@@ -41,12 +47,15 @@ SWEEP_AT = 10_000
 class Checker(Protocol):
     async def run(self, checks: Sequence[Check]) -> list[Outcome]: ...
 
+    async def one(self, check: Check) -> Outcome: ...
+
 
 class _Share:
-    __slots__ = ("denied_until", "expires", "pending", "remaining", "reset_at", "units")
+    __slots__ = ("denied_until", "expires", "low", "pending", "remaining", "reset_at", "units")
 
     def __init__(self) -> None:
         self.units = 0
+        self.low = -1  # top up in the background when units fall to this (-1: never)
         self.expires = 0.0
         self.remaining = -1  # unknown
         self.reset_at = 0.0
@@ -84,18 +93,37 @@ class LeaseCache:
         self.ttl = ttl
         self.clock = clock
         self._shares: dict[str, _Share] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self.local = 0
         self.refills = 0
 
     async def run(self, checks: Sequence[Check]) -> list[Outcome]:
         if len(checks) == 1:
-            check = checks[0]
-            now = self.clock()
-            share = self.take(check, now)
-            if share is not None:  # the hot path: a unit of the local share, no await
-                return [self.outcome(share, now)]
-            return [await self._one(check)]
+            return [await self.one(checks[0])]
         return list(await asyncio.gather(*(self._one(c) for c in checks)))
+
+    async def one(self, check: Check) -> Outcome:
+        now = self.clock()
+        share = self.take(check, now)
+        if share is not None:  # the hot path: a unit of the local share, no await
+            return self.outcome(share, now)
+        return await self._one(check)
+
+    def take_answer(self, check: Check) -> tuple[int, int] | None:
+        """:meth:`take` for the middleware: ``(remaining, reset seconds)`` of ``check``
+        served from the local share, or None."""
+        share = self._shares.get(check.key)
+        if share is None:
+            return None
+        now = self.clock()
+        if share.expires <= now or share.units < check.cost:
+            return None
+        share.units -= check.cost
+        self.local += 1
+        if share.units <= share.low and share.pending is None:
+            self._top_up(share, check)
+        left, reset = share.remaining, share.reset_at - now
+        return (left if left > 0 else 0) + share.units, math.ceil(reset) if reset > 0 else 0
 
     def take(self, check: Check, now: float) -> _Share | None:
         """Take ``check.cost`` units of the local share, if it holds them (no await, no
@@ -105,7 +133,47 @@ class LeaseCache:
             return None
         share.units -= check.cost
         self.local += 1
+        if share.units <= share.low and share.pending is None:
+            self._top_up(share, check)
         return share
+
+    def _top_up(self, share: _Share, check: Check) -> None:
+        """Lease the next units in the background while the share still serves, so
+        that requests rarely find it empty. Never more held than a refill holds
+        (``L - 1``): the exactness bound stays the same."""
+        n = lease_size(check, self.size, share.remaining) - 1 - share.units
+        if n < check.cost:
+            return
+        loop = asyncio.get_running_loop()
+        pending = share.pending = loop.create_future()
+        task = loop.create_task(self._topping(share, replace(check, cost=n), pending))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _topping(self, share: _Share, lease: Check, pending: asyncio.Future[None]) -> None:
+        self.refills += 1
+        try:
+            outcome = await self.inner.one(lease)
+            now = self.clock()
+            share.remaining = outcome.remaining
+            if outcome.allowed:
+                kept = share.units if share.expires > now else 0
+                share.units = kept + lease.cost
+                share.expires = now + min(self.ttl, outcome.reset_ms / 1000)
+                share.reset_at = now + outcome.reset_ms / 1000
+            else:  # near the limit: the foreground refills take over, unit by unit
+                share.low = -1
+        except Exception:  # noqa: S110 - the next refill in the foreground reports it
+            pass
+        finally:
+            share.pending = None
+            if not pending.done():  # the waiters look again
+                pending.set_result(None)
+
+    async def drain(self) -> None:
+        """Wait for the top-ups on the wire (on shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     @staticmethod
     def outcome(share: _Share, now: float) -> Outcome:
@@ -168,11 +236,12 @@ class LeaseCache:
             return outcome
         kept = share.units if share.expires > now else 0
         share.units = kept + n - check.cost
+        share.low = n * 3 // 4 if n >= 4 else -1
         share.expires = now + min(self.ttl, outcome.reset_ms / 1000)
         share.reset_at = now + outcome.reset_ms / 1000
         share.remaining = outcome.remaining
         share.denied_until = 0.0
-        return replace(outcome, remaining=outcome.remaining + share.units)
+        return outcome._replace(remaining=outcome.remaining + share.units)
 
     def _sweep(self) -> None:
         now = self.clock()

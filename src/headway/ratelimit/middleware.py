@@ -8,7 +8,8 @@ whose backend is down) with the JSON error shape, and never reaches the app.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,6 +25,7 @@ from headway.web.errors import HTTPError, error_body
 
 if TYPE_CHECKING:
     from headway.ratelimit.core import RateLimits
+    from headway.ratelimit.policy import Policy
 
 RESULTS_STATE = "headway.ratelimit.results"
 MIDDLEWARE_STATE = "headway.ratelimit.middleware"
@@ -35,42 +37,62 @@ class RateLimitMiddleware:
         self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.limits.rules:
+        limits = self.limits
+        if scope["type"] != "http" or not limits.rules:
             await self.app(scope, receive, send)
             return
-        policies = self.limits.routed(scope["path"], scope["method"])
+        policies = limits.routed(scope["path"], scope["method"])
         if not policies:
             await self.app(scope, receive, send)
             return
-        limits = self.limits
         plan = limits.plan_for(scope, policies)
-        if plan is not None:  # the hot path
-            answer = limits.take_local(plan) or await limits.check_plan(plan)
-        else:
-            answer = await limits.check_request(scope, policies)
-        if isinstance(answer, Result):
-            results = [answer]
-        elif answer.allowed:
-            results = list(answer.results)
-        else:
+        if plan is None:
+            await self._checked(scope, receive, send, policies)
+            return
+        answer = limits.take_local(plan) or await limits.check_plan(plan)  # the hot path
+        if type(answer) is not tuple:
+            await self._decided(scope, receive, send, answer)  # type: ignore[arg-type]
+            return
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        state[MIDDLEWARE_STATE] = (plan, answer)
+        settings = limits.settings
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                found = state.get(RESULTS_STATE)  # a route's dependency added its own
+                if found is None:
+                    ours = plan.headers(answer, settings.headers, settings.legacy_headers)
+                else:
+                    ours = rate_limit_headers(found, settings.headers, settings.legacy_headers)
+                _add_headers(message, ours)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    async def _checked(
+        self, scope: Scope, receive: Receive, send: Send, policies: Sequence[Policy]
+    ) -> None:
+        await self._decided(scope, receive, send, await self.limits.check_request(scope, policies))
+
+    async def _decided(self, scope: Scope, receive: Receive, send: Send, answer: Decision) -> None:
+        """The app behind a decision of the slow path (several policies, an identity)."""
+        if not answer.allowed:
             await send_error(send, self.error_for(answer))
             return
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
-        state[RESULTS_STATE] = results
+        state[RESULTS_STATE] = list(answer.results)
         state[MIDDLEWARE_STATE] = True
         settings = self.limits.settings
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start" and (found := state[RESULTS_STATE]):
-                headers = message.get("headers", ())
-                for k, _ in headers:
-                    if k == b"ratelimit" or k == b"x-ratelimit-limit":
-                        break  # the app wrote its own
-                else:
-                    ours = rate_limit_headers(found, settings.headers, settings.legacy_headers)
-                    message = {**message, "headers": [*headers, *ours]}
+                _add_headers(
+                    message, rate_limit_headers(found, settings.headers, settings.legacy_headers)
+                )
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -84,6 +106,28 @@ class RateLimitMiddleware:
         return RateLimitExceeded(decision, as_map)
 
 
+def _add_headers(message: Message, ours: RawHeaders) -> None:
+    """Append ``ours`` to a response start, unless the app wrote rate-limit headers."""
+    headers = message.get("headers", ())
+    for k, _ in headers:
+        if k == b"ratelimit" or k == b"x-ratelimit-limit":
+            return  # the app wrote its own
+    message["headers"] = [*headers, *ours]
+
+
+def middleware_results(state: dict[str, Any]) -> list[Result] | None:
+    """The results whose headers the middleware will write for this request (None when
+    the middleware did not check it)."""
+    found: list[Result] | None = state.get(RESULTS_STATE)
+    if found is not None:
+        return found
+    mine = state.get(MIDDLEWARE_STATE)
+    if isinstance(mine, tuple):  # the hot path's (plan, answer)
+        plan, answer = mine
+        return [plan.result(answer)]
+    return [] if mine else None
+
+
 async def send_error(send: Send, error: HTTPError) -> None:
     body = orjson.dumps(error_body(error.code, error.message, error.details))
     headers: RawHeaders = [
@@ -95,4 +139,10 @@ async def send_error(send: Send, error: HTTPError) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-__all__ = ["MIDDLEWARE_STATE", "RESULTS_STATE", "RateLimitMiddleware", "send_error"]
+__all__ = [
+    "MIDDLEWARE_STATE",
+    "RESULTS_STATE",
+    "RateLimitMiddleware",
+    "middleware_results",
+    "send_error",
+]

@@ -86,7 +86,7 @@ class RateLimitSettings(BaseSettings):
         "pipelined round trip; lease: each process takes small shares of a key's quota.",
     )
     lease_size: int = Field(
-        64, ge=1, le=10000, description="Most units one lease takes (lease mode)."
+        256, ge=1, le=10000, description="Most units one lease takes (lease mode)."
     )
     lease_ttl: float = Field(1.0, gt=0, le=60, description="Seconds an unused lease is kept.")
     log_interval: float = Field(

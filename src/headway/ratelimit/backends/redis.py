@@ -5,6 +5,12 @@ atomic and Redis-Cluster safe; the key is ``<prefix>:rl:{<limit key>}``. Scripts
 loaded once (SCRIPT LOAD) and called with EVALSHA; a batch of checks goes out as one
 non-transactional pipeline. A server restart that forgot the scripts is answered by
 loading them again and retrying the checks that got NOSCRIPT.
+
+The checks travel on a lean pipelined connection (``hiredis`` packing and parsing on an
+``asyncio.Protocol``, the one the jobs store uses) when the URL names one server: a
+check costs ~13 µs of CPU there against ~80 µs through redis-py's pooled client, which
+matters because the rate limiter runs on every request. Cluster and Sentinel URLs use
+redis-py's client. Script loading, ``reset`` and ``ping`` always do.
 """
 
 from __future__ import annotations
@@ -14,9 +20,10 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
+from redis.asyncio.connection import SSLConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from headway.errors import BackendUnavailableError
@@ -24,6 +31,7 @@ from headway.ratelimit.base import Algorithm, Check, LimitBackend, Outcome
 
 if TYPE_CHECKING:
     from headway.connections import Connections
+    from headway.jobs.backends.resp import Connection
 
 UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -53,6 +61,7 @@ class RedisLimitBackend(LimitBackend):
     ) -> None:
         super().__init__(url, connections, prefix=prefix)
         self._own_client: Redis | None = None
+        self._lean: Connection | None = None
         self._loaded = False
         self.round_trips = 0  # network round trips made by hit(), for the bench
 
@@ -76,8 +85,13 @@ class RedisLimitBackend(LimitBackend):
         except UNAVAILABLE as exc:
             raise BackendUnavailableError(f"rate-limit Redis unreachable: {exc}") from exc
         self._loaded = True
+        if self._lean is None:
+            self._lean = _lean_connection(self.client)
 
     async def close(self) -> None:
+        lean, self._lean = self._lean, None
+        if lean is not None:
+            lean.close()
         if self._own_client is not None:
             await self._own_client.aclose()
             self._own_client = None
@@ -93,6 +107,8 @@ class RedisLimitBackend(LimitBackend):
 
     async def _run(self, checks: Sequence[Check]) -> list[Any]:
         self.round_trips += 1
+        if self._lean is not None:
+            return await self._run_lean(self._lean, checks)
         if len(checks) == 1:
             try:
                 return [await self._evalsha(self.client, checks[0])]
@@ -114,6 +130,35 @@ class RedisLimitBackend(LimitBackend):
             if isinstance(r, Exception):
                 raise r
         return results
+
+    async def _run_lean(self, lean: Connection, checks: Sequence[Check]) -> list[Any]:
+        from headway.jobs.backends.resp import ReplyError
+
+        commands = [
+            ("EVALSHA", SCRIPTS[c.algorithm][1], 1, self.redis_key(c.key), *script_args(c))
+            for c in checks
+        ]
+        if len(commands) == 1:  # one await less than a pipeline: a turn of the loop sooner
+            try:
+                replies = [await lean.call(*commands[0])]
+            except ReplyError as exc:
+                replies = [exc]
+        else:
+            replies = await lean.pipeline(commands)
+        if any(_noscript(r) for r in replies):  # a restarted server: load, then once more
+            self._loaded = False
+            await self.open()
+            again = [i for i, r in enumerate(replies) if _noscript(r)]
+            for i, reply in zip(
+                again, await lean.pipeline([commands[i] for i in again]), strict=True
+            ):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, ReplyError):
+                raise ResponseError(str(reply))
+            if isinstance(reply, BaseException):
+                raise reply
+        return replies
 
     async def _retry_noscript(self, checks: Sequence[Check], results: list[Any]) -> list[Any]:
         out = list(results)
@@ -139,6 +184,22 @@ class RedisLimitBackend(LimitBackend):
             await self.client.ping()
         except UNAVAILABLE as exc:
             raise BackendUnavailableError(f"rate-limit Redis unreachable: {exc}") from exc
+
+
+def _noscript(reply: Any) -> bool:
+    return isinstance(reply, Exception) and str(reply).startswith("NOSCRIPT")
+
+
+def _lean_connection(client: Redis) -> Connection | None:
+    """A lean connection to the server of ``client`` (None: a Cluster or Sentinel URL)."""
+    from headway.jobs.backends.resp import Connection, Endpoint
+
+    pool = getattr(client, "connection_pool", None)
+    if type(pool) not in (ConnectionPool, BlockingConnectionPool):
+        return None
+    assert pool is not None
+    tls = issubclass(pool.connection_class, SSLConnection)
+    return Connection(Endpoint.from_redis_py(dict(pool.connection_kwargs), tls))
 
 
 __all__ = ["SCRIPTS", "RedisLimitBackend"]
