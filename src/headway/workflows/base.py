@@ -13,7 +13,8 @@ Semantics every backend guarantees (``tests/workflows/test_contract.py`` checks 
 - Fields not named in an update keep their value. Values are JSON values; ``result``,
   ``input`` and ``output`` round-trip exactly (large ints, nested objects).
 - Lists are newest first; a ``tenant`` filter of None means every tenant.
-- Times are seconds since the epoch from the engine's clock.
+- Times are seconds since the epoch from the engine's clock, kept to 0.1 ms at least
+  (the Redis store merges a step's small fields with Lua cjson: 14 significant digits).
 """
 
 from __future__ import annotations

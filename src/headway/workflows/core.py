@@ -371,13 +371,27 @@ class Workflows(Capability):
     async def _job_succeeded(self, ctx: JobContext, value: Any) -> None:
         ref = ctx.meta.get(c.META_KEY) if ctx.meta else None
         if isinstance(ref, dict) and self._engine is not None:
-            await self._engine.step_succeeded(str(ref["run"]), str(ref["step"]), value, ctx.attempt)
+            began = await self._started_at(ctx)
+            await self._engine.step_succeeded(
+                str(ref["run"]), str(ref["step"]), value, ctx.attempt, began
+            )
 
     async def _job_failed(self, ctx: JobContext, error: BaseException) -> None:
         ref = ctx.meta.get(c.META_KEY) if ctx.meta else None
         if isinstance(ref, dict) and self._engine is not None:
             text = f"{type(error).__name__}: {error}"[:2000]
-            await self._engine.step_failed(str(ref["run"]), str(ref["step"]), text, ctx.attempt)
+            began = await self._started_at(ctx)
+            await self._engine.step_failed(
+                str(ref["run"]), str(ref["step"]), text, ctx.attempt, began
+            )
+
+    async def _started_at(self, ctx: JobContext) -> float | None:
+        """When the job's last attempt started (the job record; None if unreadable)."""
+        try:
+            job = await self.jobs.get(ctx.id, ctx.queue)
+        except Exception:
+            return None
+        return None if job is None else job.started_at
 
     async def _job_retrying(self, ctx: JobContext, error: BaseException, delay: float) -> None:
         ref = ctx.meta.get(c.META_KEY) if ctx.meta else None
