@@ -264,3 +264,15 @@ async def test_metrics_and_readiness(env: Env) -> None:
     ready = await env.webhooks.check_ready()
     assert ready is not None and ready.ok
     assert ready.detail["endpoints"] == {"enabled": 0, "disabled": 1}
+
+
+@pytest.mark.parametrize("overrides", [{"rotation_overlap": 0, "excerpt_bytes": 4}])
+async def test_overlap_ends_and_the_logged_body_is_bounded(env: Env) -> None:
+    ep = await env.webhooks.create_endpoint("acme", env.receiver.url())
+    rotated = await env.webhooks.rotate_secret("acme", ep.id)
+    await env.webhooks.send("acme", "e", {})
+    (request,) = await env.receiver.wait_for(1)
+    assert len(request.headers["webhook-signature"].split(" ")) == 1
+    Webhook(rotated.secret).verify(request.body, request.headers)
+    (row,) = await wait_log(env, "acme", ep.id, 1)
+    assert row.response == '{"ok'

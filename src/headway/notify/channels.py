@@ -90,10 +90,14 @@ class _HttpChannel(Channel):
     async def send(self, recipient: Recipient, message: Rendered, tenant: str) -> None:
         url = self.target(recipient)
         payload = orjson.dumps(self.body(recipient, message, tenant))
-        response = await self.client.post(
-            url, content=payload, headers={"content-type": "application/json"},
-            timeout=self.timeout,
-        )  # fmt: skip
+        try:
+            response = await self.client.post(
+                url, content=payload, headers={"content-type": "application/json"},
+                timeout=self.timeout,
+            )  # fmt: skip
+        except httpx.HTTPError as exc:
+            # the type only: the message of some errors quotes the URL (a credential)
+            raise ConnectionError(f"{self.name} unreachable: {type(exc).__name__}") from None
         if not 200 <= response.status_code < 300:
             # never the URL in the error: Slack / Discord webhook URLs are credentials
             raise RuntimeError(f"{self.name} answered HTTP {response.status_code}")

@@ -59,8 +59,9 @@ async def attempt(
         target = await guard.check(endpoint.url)
     except UnsafeURL as exc:
         return Attempt(False, "unsafe_url", None, 0.0, "", f"unsafe URL: {exc}")
-    now = int(time.time())
-    headers = signing.headers(endpoint.live_secrets(now), message.id, now, message.payload)
+    now = time.time()
+    live = endpoint.live_secrets(now)
+    headers = signing.headers(live, message.id, int(now), message.payload)
     headers["host"] = target.host_header()
     headers["user-agent"] = USER_AGENT
     extensions = {"sni_hostname": target.host} if target.url.startswith("https") else {}
