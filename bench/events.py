@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import platform
@@ -90,7 +91,7 @@ def start_servers(
     return procs
 
 
-def stop_servers(procs: Procs) -> None:
+def stop_servers(procs: list[tuple[subprocess.Popen[bytes], int]]) -> None:
     for proc, _ in procs:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)
@@ -117,42 +118,93 @@ async def wait_listening(port: int) -> None:
 # -- clients ---------------------------------------------------------------------------
 
 
+class WSClient(asyncio.Protocol):
+    """A minimal WebSocket client (raw asyncio): the bench measures the servers, so the
+    1,000 clients sharing this process must cost as little as possible per frame."""
+
+    def __init__(self, owner: Clients, index: int, path: str) -> None:
+        self.owner, self.index, self.path = owner, index, path
+        self.buf = bytearray()
+        self.upgraded = False
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        key = base64.b64encode(os.urandom(16)).decode()
+        transport.write(
+            f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if not self.upgraded:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not self.buf.startswith(b"HTTP/1.1 101"):
+                self.ready.set_exception(RuntimeError(bytes(self.buf[:200]).decode()))
+                return
+            del self.buf[: end + 4]
+            self.upgraded = True
+        self.frames()
+
+    def frames(self) -> None:
+        buf, now = self.buf, time.time()
+        while len(buf) >= 2:
+            length, start = buf[1] & 0x7F, 2
+            if length == 126:
+                if len(buf) < 4:
+                    return
+                length, start = int.from_bytes(buf[2:4], "big"), 4
+            elif length == 127:
+                if len(buf) < 10:
+                    return
+                length, start = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < start + length:
+                return
+            if buf[0] & 0x0F == 1:
+                self.owner.on_frame(self, bytes(buf[start : start + length]), now)
+            del buf[: start + length]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError("closed before ready"))
+
+
 class Clients:
     def __init__(self) -> None:
         self.latencies: list[float] = []
         self.counts: dict[int, int] = {}
         self.last_at: dict[int, float] = {}
-        self.conns: list[Any] = []
-        self.tasks: list[asyncio.Task[None]] = []
+        self.conns: list[WSClient] = []
+
+    def on_frame(self, client: WSClient, payload: bytes, now: float) -> None:
+        if b'"type":"event"' in payload:
+            if b'"kind":"latency"' in payload:
+                self.latencies.append(now - orjson.loads(payload)["data"]["t"])
+            self.counts[client.index] += 1
+            self.last_at[client.index] = now
+        elif b'"type":"ready"' in payload and not client.ready.done():
+            client.ready.set_result(None)
 
     async def connect(self, ports: list[int], n: int) -> None:
-        from websockets.asyncio.client import connect
-
+        loop = asyncio.get_running_loop()
         gate = asyncio.Semaphore(50)
 
         async def one(i: int) -> None:
-            url = f"ws://127.0.0.1:{ports[i % len(ports)]}/realtime/ws?channels={CHANNEL}"
+            path = f"/realtime/ws?channels={CHANNEL}"
             async with gate:
-                ws = await connect(url, compression=None, max_queue=None, open_timeout=30)
-                while orjson.loads(await ws.recv())["type"] != "ready":
-                    pass
-            self.conns.append(ws)
-            self.counts[i] = 0
-            self.tasks.append(asyncio.create_task(self.read(i, ws)))
+                client = WSClient(self, i, path)
+                self.counts[i] = 0
+                await loop.create_connection(lambda: client, "127.0.0.1", ports[i % len(ports)])
+                await asyncio.wait_for(client.ready, 30)
+            self.conns.append(client)
 
         await asyncio.gather(*(one(i) for i in range(n)))
-
-    async def read(self, i: int, ws: Any) -> None:
-        async for raw in ws:
-            now = time.time()
-            frame = orjson.loads(raw)
-            if frame["type"] != "event":
-                continue
-            data = frame["data"]
-            if data["kind"] == "latency":
-                self.latencies.append(now - data["t"])
-            self.counts[i] += 1
-            self.last_at[i] = now
 
     async def until_each_has(self, total: int, limit: float) -> None:
         for _ in range(int(limit / 0.01)):
@@ -163,10 +215,10 @@ class Clients:
         raise RuntimeError(f"{short} clients did not get all {total} events in {limit} s")
 
     async def close(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        await asyncio.gather(*(ws.close() for ws in self.conns), return_exceptions=True)
+        for client in self.conns:
+            if client.transport is not None:
+                client.transport.close()
+        await asyncio.sleep(0.1)
 
 
 def pct(values: list[float], q: float) -> float:

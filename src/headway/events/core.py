@@ -63,6 +63,7 @@ class Events(Capability):
         self._authorizer: Authorizer | None = None
         self._backend: EventBackend | None = None
         self._feed: asyncio.Task[None] | None = None
+        self._beat: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._installed: set[int] = set()
         self.fanout.on_change = self._connections_changed
@@ -88,6 +89,7 @@ class Events(Capability):
             self.fanout.resync()
 
         self._feed = asyncio.create_task(backend.listen(self.fanout.deliver, on_ready))
+        self._beat = asyncio.create_task(self.fanout.beat(self.settings.heartbeat))
         self._backend = backend
         try:
             async with asyncio.timeout(max(5.0, self.hw.settings.connect_timeout)):
@@ -99,10 +101,11 @@ class Events(Capability):
     async def stop(self) -> None:
         self.fanout.close_all("shutdown")
         await self.drain()
-        feed, self._feed = self._feed, None
-        if feed is not None:
-            feed.cancel()
-            await asyncio.gather(feed, return_exceptions=True)
+        tasks = [t for t in (self._feed, self._beat) if t is not None]
+        self._feed = self._beat = None
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         backend, self._backend = self._backend, None
         if backend is not None:
             await backend.close()

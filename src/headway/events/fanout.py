@@ -34,6 +34,8 @@ class Client:
     gone: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: str | None = None
     catch_up: set[str] = field(default_factory=set)
+    ping_due: bool = False
+    busy: bool = False  # got a message since the last heartbeat tick
 
     def offer(self, msg: Message) -> None:
         """Queue ``msg`` (never blocks); a full buffer drops the client."""
@@ -43,6 +45,7 @@ class Client:
             self.drop(SLOW_CONSUMER)
             return
         self.queue.append(msg)
+        self.busy = True
         self.wake.set()
 
     def drop(self, reason: str) -> None:
@@ -123,6 +126,22 @@ class Fanout:
         for client in self.clients:
             client.catch_up.update(client.channels)
             client.wake.set()
+
+    def heartbeat(self) -> None:
+        """One tick: clients that got nothing since the last tick are sent a ping."""
+        for client in self.clients:
+            if client.busy:
+                client.busy = False
+            else:
+                client.ping_due = True
+                client.wake.set()
+
+    async def beat(self, every: float) -> None:
+        """Tick :meth:`heartbeat` every ``every`` seconds, until cancelled (one task for
+        every connection of the process, rather than a timer per connection)."""
+        while True:
+            await asyncio.sleep(every)
+            self.heartbeat()
 
     def close_all(self, reason: str) -> None:
         for client in tuple(self.clients):

@@ -106,16 +106,14 @@ class Stream:
             await self._replay(channel, since.get(channel), initial=True)
 
     async def run(self) -> None:
-        client, heartbeat = self.client, self.events.settings.heartbeat
+        client = self.client
         while not client.gone.is_set():
-            if not client.queue and not client.catch_up:
+            if not client.queue and not client.catch_up and not client.ping_due:
                 client.wake.clear()
-                try:
-                    async with asyncio.timeout(heartbeat):
-                        await client.wake.wait()
-                except TimeoutError:
-                    await self.write(None, PING, "ping")
-                    continue
+                await client.wake.wait()
+            if client.ping_due:
+                client.ping_due = False
+                await self.write(None, PING, "ping")
             while client.catch_up:
                 channel = client.catch_up.pop()
                 if client.last.get(channel) is not None:
