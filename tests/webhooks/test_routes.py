@@ -161,3 +161,27 @@ async def _log(api: Api, endpoint_id: str, count: int) -> list[dict[str, object]
             if len(data) >= count:
                 return data
             await asyncio.sleep(0.05)
+
+
+async def test_announce_execution_sends_one_webhook_and_notifies_users(api: Api) -> None:
+    from headway.demo.webhooks import announce_execution
+
+    tenant = await _tenant_id(api)
+    created = (
+        await api.client.post(BASE, json={"url": api.receiver.url()}, headers=api.auth())
+    ).json()
+    for _ in range(2):  # a listener that runs twice sends one message
+        await announce_execution(
+            api.hw, tenant_id=int(tenant), execution_id=5, agent_id=1, agent_name="Writer",
+            status="failed", users=[int(created["owner"])], error="boom",
+        )  # fmt: skip
+    (request,) = await api.receiver.wait_for(1)
+    body = Webhook(created["secret"]).verify(request.body, request.headers)
+    assert body["type"] == "execution.failed" and body["data"]["error"] == "boom"
+    assert request.headers["webhook-id"] == "msg_execution_5_failed"
+    assert len(await _log(api, created["id"], 1)) == 1
+    with pytest.raises(ValueError):
+        await announce_execution(
+            api.hw, tenant_id=1, execution_id=5, agent_id=1, agent_name="x", status="odd",
+            users=[],
+        )  # fmt: skip

@@ -9,11 +9,13 @@ Wiring (``app.py``)::
     from headway.demo.webhooks import install_notifications, router as webhooks_router
     install_notifications(hub)              # before the hub starts
     app.include_router(webhooks_router)
+
+and, where an execution ends (an event listener): ``await announce_execution(hub, ...)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -239,3 +241,27 @@ def install_notifications(hub: Headway) -> None:
         if user is None:
             return None
         return Recipient(str(user.id), email=user.email, name=user.name)
+
+
+async def announce_execution(
+    hub: Headway, *, tenant_id: int, execution_id: int, agent_id: int, agent_name: str,
+    status: str, users: Iterable[int], error: str | None = None, output: Any = None,
+    duration_ms: int | None = None,
+) -> None:  # fmt: skip
+    """Tell the tenant's webhooks and ``users`` (the agent's owner; on failure also the
+    supervisors) that an execution ``completed`` or ``failed``.
+
+    The webhook message id is derived from the execution, so a listener that runs twice
+    (at-least-once) sends nothing twice: receivers see one ``webhook-id``."""
+    if status not in ("completed", "failed"):
+        raise ValueError("status is 'completed' or 'failed'")
+    event = f"execution.{status}"
+    payload = {"execution_id": execution_id, "agent_id": agent_id, "status": status,
+               "error": error, "output": output}  # fmt: skip
+    tenant = str(tenant_id)
+    message_id = f"msg_execution_{execution_id}_{status}"
+    await hub.webhooks.send(tenant, event, payload, message_id=message_id)
+    context = {"execution_id": execution_id, "agent_id": agent_id, "agent_name": agent_name,
+               "error": error, "duration_ms": duration_ms}  # fmt: skip
+    for user in dict.fromkeys(users):
+        await hub.notify.send(user=str(user), tenant=tenant, event=event, context=context)
