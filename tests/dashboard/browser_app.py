@@ -44,7 +44,14 @@ def create() -> FastAPI:
         return {"published": text}
 
     hw.workflows.chain("publish-post", draft, approval("review", role="editor"), publish)
+    hw.webhooks
     app = create_app(hw=hw)
+
+    @app.post("/_test/webhook")
+    async def webhook(url: str) -> dict[str, Any]:
+        endpoint = await hw.webhooks.create_endpoint("acme", url, description="CRM sync")
+        sent = await hw.webhooks.send("acme", "post.published", {"id": 7})
+        return {"endpoint": endpoint.id, "message": sent.message_id}
 
     @app.post("/_test/workflow")
     async def start_workflow(topic: str) -> dict[str, Any]:

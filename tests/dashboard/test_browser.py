@@ -61,6 +61,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         HEADWAY_DATABASE_URL=f"sqlite:///{tmp / 'app.db'}",
         HEADWAY_DATA_DIR=str(tmp / ".headway"),
         HEADWAY_DASHBOARD_REFRESH_INTERVAL="1",
+        HEADWAY_WEBHOOKS_ALLOW_HOSTS="127.0.0.1",
+        HEADWAY_WEBHOOKS_RETRY_SCHEDULE="0",
         DASHBOARD_TEST_DIR=str(tmp),
         PYTHONPATH=str(ROOT),
     )
@@ -228,6 +230,14 @@ def test_every_page_and_the_audit_log(page: Page, server: str) -> None:
         expect(page).to_have_url(f"{server}{UI}/{name}")
         expect(page.get_by_role("heading", level=1)).to_be_visible()
         shot(page, name)
+    hook = f"http://127.0.0.1:{_free_port()}/hook"  # nobody listens: the delivery fails
+    made = httpx.post(f"{server}/_test/webhook", params={"url": hook}, timeout=10).json()
+    page.get_by_role("link", name="Webhooks").click()
+    page.get_by_label("Tenant").fill("acme")
+    page.get_by_role("button", name="Show endpoints").click()
+    page.get_by_role("link", name=made["endpoint"]).click()
+    expect(page.locator("td code", has_text=made["message"])).to_be_visible()  # once delivered
+    shot(page, "webhook")
     page.get_by_role("link", name="Audit log").click()
     for action in ("login_failed", "login", "queue_pause", "job_retry", "flag_toggle",
                    "approval_approve", "breaker_open"):  # fmt: skip

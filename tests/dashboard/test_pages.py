@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 
 import pytest
 from tests.dashboard.conftest import UI, Admin
@@ -260,6 +261,64 @@ async def test_workflow_runs_and_approvals(flow: Headway, admin: Admin) -> None:
         assert (decided.decided_by, decided.comment) == ("dashboard:token", "ok")
         r = await admin.post(f"/workflows/approvals/{ids[first.id]}/approve")
         assert "error:" in (await admin.client.get(r.headers["location"])).text
+    finally:
+        worker.stop()
+        await task
+
+
+@pytest.fixture
+def hooks(hub: Headway, monkeypatch: pytest.MonkeyPatch) -> Headway:
+    monkeypatch.setenv("HEADWAY_WEBHOOKS_ALLOW_HOSTS", "127.0.0.1")
+    monkeypatch.setenv("HEADWAY_WEBHOOKS_RETRY_SCHEDULE", "0")  # one attempt, at once
+    monkeypatch.setenv("HEADWAY_WEBHOOKS_DISABLE_AFTER", "1")
+    hub.webhooks
+    return hub
+
+
+async def test_webhook_endpoints_deliveries_enable_and_replay(hooks: Headway, admin: Admin) -> None:
+    wh = hooks.webhooks
+    await admin.login()
+    with socket.socket() as s:  # a port nobody listens on: every delivery fails
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    endpoint = await wh.create_endpoint("acme", f"http://127.0.0.1:{port}/hook")
+    other = await wh.create_endpoint("globex", f"http://127.0.0.1:{port}/other")
+    sent = await wh.send("acme", "post.published", {"id": 1})
+    worker = hooks.jobs.worker(["webhooks"], poll_interval=0.01, grace=1)
+    task = asyncio.create_task(worker.run())
+    try:
+
+        async def disabled() -> bool:
+            return (await wh.get_endpoint("acme", endpoint.id)).disabled
+
+        await _until(disabled)
+        listing = await admin.client.get(f"{UI}/webhooks?tenant=acme")
+        assert endpoint.id in listing.text and other.id not in listing.text
+        assert endpoint.secret not in listing.text
+        url = f"{UI}/webhooks/endpoints/{endpoint.id}?tenant=acme"
+        detail = await admin.client.get(url)
+        assert sent.message_id in detail.text and "badge failed" in detail.text
+        assert endpoint.secret not in detail.text
+        assert (
+            await admin.client.get(f"{UI}/webhooks/endpoints/{other.id}?tenant=acme")
+        ).status_code == 404
+
+        r = await admin.post(f"/webhooks/endpoints/{endpoint.id}/replay", tenant="acme",
+                             message_id=sent.message_id)  # fmt: skip
+        assert (
+            "error: the endpoint is disabled"
+            in (await admin.client.get(r.headers["location"])).text
+        )
+        await admin.post(f"/webhooks/endpoints/{endpoint.id}/enable", tenant="acme")
+        assert not (await wh.get_endpoint("acme", endpoint.id)).disabled
+        r = await admin.post(f"/webhooks/endpoints/{endpoint.id}/replay", tenant="acme",
+                             message_id=sent.message_id)  # fmt: skip
+        assert "1 message(s) queued" in (await admin.client.get(r.headers["location"])).text
+
+        async def two_attempts() -> bool:
+            return len(await wh.deliveries("acme", endpoint.id)) == 2
+
+        await _until(two_attempts)
     finally:
         worker.stop()
         await task

@@ -33,7 +33,16 @@ def page(d: Dashboard, path: str) -> Callable[[Page], Page]:
 
 
 def add_all(d: Dashboard) -> None:
-    from headway.dashboard.routes import base, breakers, flags, jobs, ops, overview, workflows
+    from headway.dashboard.routes import (
+        base,
+        breakers,
+        flags,
+        jobs,
+        ops,
+        overview,
+        webhooks,
+        workflows,
+    )  # fmt: skip
 
-    for module in (base, overview, jobs, workflows, ops, breakers, flags):
+    for module in (base, overview, jobs, workflows, ops, breakers, flags, webhooks):
         module.add(d)
