@@ -278,3 +278,34 @@ async def test_unique_key_is_atomic_under_concurrency(store: JobBackend) -> None
     assert len(winners) == 1 and all(r == winners[0] for r in flat if r is not True)
     counts = await store.counts()
     assert counts[Q]["queued"] == 1
+
+
+def tjob(job_id: str, tenant: str | None, priority: int = 0) -> NewJob:
+    return NewJob(job_id, "t", b"{}", priority, 3, 0.0, tenant)
+
+
+async def test_a_busy_tenant_delays_another_by_one_claim_at_most(store: JobBackend) -> None:
+    for start in range(0, 10_000, 500):
+        await store.enqueue(Q, [tjob(f"a{i}", "A") for i in range(start, start + 500)])
+    await store.enqueue(Q, [tjob("b0", "B")])
+    ids = [j.id for j in await store.claim(Q, "w", 50, 30)]
+    assert len(ids) == 50 and "b0" in ids
+    assert [i for i in ids if i != "b0"] == [f"a{i}" for i in range(49)]  # A: in order
+    assert (await store.counts())[Q]["queued"] == 10_000 - 49
+
+
+async def test_tenants_take_turns_claim_after_claim(store: JobBackend) -> None:
+    jobs = [tjob(f"{t or 'n'}{i}", t) for t in ("A", "B", None) for i in range(3)]
+    jobs.append(tjob("A-urgent", "A", priority=5))
+    await store.enqueue(Q, jobs)
+    order = []
+    for _ in range(10):
+        [job] = await store.claim(Q, "w", 1, 30)
+        order.append(job.id)
+    owner = [i[0] if i[0] != "n" else "" for i in order]
+    for window in (owner[0:3], owner[3:6], owner[6:9]):  # every source once per round
+        assert sorted(window) == ["", "A", "B"], order
+    assert order.index("A-urgent") < order.index("A0")  # priority within a tenant
+    assert await store.claim(Q, "w", 1, 30) == []
+    listed = [r.id for r in await store.list(Q, "running", limit=20)]
+    assert sorted(listed) == sorted(order)

@@ -78,6 +78,7 @@ class JobRecord:
     error: str | None = None
     traceback: str | None = None
     cancel_requested: bool = False
+    tenant: str = ""  # "" = none (claims take turns between tenants)
 
 
 @dataclass(slots=True)

@@ -23,7 +23,8 @@ from headway.jobs.models import Beat, Claimed, JobRecord, NewJob, Outcome
 @dataclass
 class _Queue:
     jobs: dict[str, JobRecord] = field(default_factory=dict)
-    ready: list[tuple[int, float, int, str]] = field(default_factory=list)
+    # tenant ("" = none) -> heap of its ready jobs
+    ready: dict[str, list[tuple[int, float, int, str]]] = field(default_factory=dict)
     scheduled: list[tuple[float, int, str]] = field(default_factory=list)
     seq: dict[str, int] = field(default_factory=dict)  # id -> seq of its live heap entry
     lease: dict[str, float] = field(default_factory=dict)  # running id -> lease end
@@ -36,6 +37,7 @@ class MemoryJobBackend(JobBackend):
         self._queues: dict[str, _Queue] = {}
         self._paused: set[str] = set()
         self._counter = itertools.count()
+        self._after: dict[str, str] = {}  # queue -> the tenant served last
         self._arrived = asyncio.Event()
 
     def _q(self, queue: str) -> _Queue:
@@ -56,7 +58,7 @@ class MemoryJobBackend(JobBackend):
         rec.state, rec.run_at, rec.worker = c.QUEUED, now, None
         seq = next(self._counter)
         q.seq[rec.id] = seq
-        heapq.heappush(q.ready, (-rec.priority, now, seq, rec.id))
+        heapq.heappush(q.ready.setdefault(rec.tenant, []), (-rec.priority, now, seq, rec.id))
 
     def _schedule(self, q: _Queue, rec: JobRecord, at: float) -> None:
         rec.state, rec.run_at, rec.worker = c.SCHEDULED, at, None
@@ -136,6 +138,7 @@ class MemoryJobBackend(JobBackend):
                 priority=new.priority,
                 max_attempts=new.max_attempts,
                 enqueued_at=now,
+                tenant=new.tenant or "",
             )
             q.jobs[new.id] = rec
             if new.delay > 0:
@@ -150,17 +153,40 @@ class MemoryJobBackend(JobBackend):
         q, now = self._q(queue), time.time()
         self._promote_and_reap(q, now)
         out: list[Claimed] = []
-        while q.ready and len(out) < limit and queue not in self._paused:
-            _, _, seq, job_id = heapq.heappop(q.ready)
-            rec = self._live(q, job_id, seq, c.QUEUED)
-            if rec is None:
-                continue
-            q.seq.pop(job_id)
-            rec.state, rec.worker, rec.started_at = c.RUNNING, worker, now
-            rec.attempts += 1
-            q.lease[job_id] = now + lease
-            out.append(Claimed(job_id, queue, rec.data, rec.attempts, rec.max_attempts))
+        if queue in self._paused:
+            return out
+        # Tenants take turns, starting after the one served last: one job each per round.
+        after = self._after.get(queue, "")
+        tenants = sorted(t for t, heap in q.ready.items() if heap)
+        turn = [t for t in tenants if t > after] + [t for t in tenants if t <= after]
+        while turn and len(out) < limit:
+            served = []
+            for tenant in turn:
+                if len(out) >= limit:
+                    break
+                rec = self._pop_ready(q, tenant)
+                if rec is None:
+                    continue
+                served.append(tenant)
+                self._after[queue] = tenant
+                rec.state, rec.worker, rec.started_at = c.RUNNING, worker, now
+                rec.attempts += 1
+                q.lease[rec.id] = now + lease
+                out.append(Claimed(rec.id, queue, rec.data, rec.attempts, rec.max_attempts))
+            turn = served
         return out
+
+    def _pop_ready(self, q: _Queue, tenant: str) -> JobRecord | None:
+        """The tenant's best ready job, taken off its heap (None when it has none)."""
+        heap = q.ready[tenant]
+        while heap:
+            _, _, seq, job_id = heapq.heappop(heap)
+            rec = self._live(q, job_id, seq, c.QUEUED)
+            if rec is not None:
+                q.seq.pop(job_id)
+                return rec
+        del q.ready[tenant]
+        return None
 
     async def heartbeat(
         self, queue: str, worker: str, leases: Sequence[Lease], lease: float

@@ -97,6 +97,7 @@ class RedisJobBackend(JobBackend):
         self._known: set[str] = set()
         self._known_generation = 0
         self._keys: dict[tuple[str, str], list[str]] = {}
+        self._after: dict[str, str] = {}  # queue -> the tenant our last claim ended with
 
     async def open(self) -> None:
         if self._client is not None:
@@ -201,14 +202,16 @@ class RedisJobBackend(JobBackend):
     async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool | str]:
         if not self._registered(queue):
             await self._register(queue)
-        keys = self._script_keys(queue, "enqueue", ("ready", "scheduled", "seq", "notify"))
+        keys = self._script_keys(
+            queue, "enqueue", ("ready", "scheduled", "seq", "notify", "tenants")
+        )
         prefix = self._jobs(queue)
         if any(j.unique_key is not None for j in jobs):
             return await self._enqueue_unique(queue, keys, jobs)
         if len(jobs) == 1:  # task.enqueue(): the common case, kept lean
             j = jobs[0]
             args = [prefix, 1, j.id, j.task, j.data, j.priority, j.max_attempts]
-            args.append(int(j.delay * 1000))
+            args += [int(j.delay * 1000), j.tenant or ""]
             return [(await self._run("enqueue", keys, args))[0] == 1]
         argss: list[list[Any]] = []
         for start in range(0, len(jobs), c.MAX_BATCH):  # the script unpacks <= 500 per call
@@ -216,6 +219,7 @@ class RedisJobBackend(JobBackend):
             args = [prefix, len(chunk)]
             for j in chunk:
                 args += [j.id, j.task, j.data, j.priority, j.max_attempts, int(j.delay * 1000)]
+                args.append(j.tenant or "")
             argss.append(args)
         return [x == 1 for flags in await self._run_many("enqueue", keys, argss) for x in flags]
 
@@ -228,7 +232,7 @@ class RedisJobBackend(JobBackend):
             args = [self._jobs(queue), self._key(queue, "unique:"), len(chunk)]
             for j in chunk:
                 args += [j.id, j.task, j.data, j.priority, j.max_attempts, int(j.delay * 1000)]
-                args += [j.unique_key or "", int(j.unique_ttl * 1000)]
+                args += [j.tenant or "", j.unique_key or "", int(j.unique_ttl * 1000)]
             argss.append(args)
         replies = await self._run_many("enqueue_unique", keys, argss)
         return [x == 1 if isinstance(x, int) else _s(x) for flags in replies for x in flags]
@@ -236,13 +240,16 @@ class RedisJobBackend(JobBackend):
     # -- worker -----------------------------------------------------------------------
 
     async def claim(self, queue: str, worker: str, limit: int, lease: float) -> list[Claimed]:
-        names = ("ready", "scheduled", "running", "paused", "seq", "failed", "notify", "cancelled")
-        keys = self._script_keys(queue, "claim", names)
-        args = [self._jobs(queue), worker, limit, int(lease * 1000), _LOST]
+        names = ("ready", "scheduled", "running", "paused", "seq", "failed", "notify")
+        keys = self._script_keys(queue, "claim", (*names, "cancelled", "tenants"))
+        after = self._after.get(queue, "")
+        args = [self._jobs(queue), worker, limit, int(lease * 1000), _LOST, after]
         flat = await self._run("claim", keys, args)
+        if flat[0] != after.encode():
+            self._after[queue] = _s(flat[0])
         return [
             Claimed(flat[i].decode(), queue, flat[i + 1], flat[i + 2], flat[i + 3])
-            for i in range(0, len(flat), 4)
+            for i in range(1, len(flat), 4)
         ]
 
     async def heartbeat(
@@ -267,7 +274,7 @@ class RedisJobBackend(JobBackend):
         args: list[Any] = [self._jobs(queue), worker]
         for job_id, attempt in leases:
             args += [job_id, attempt]
-        keys = [self._key(queue, n) for n in ("running", "ready", "seq", "cancelled")]
+        keys = [self._key(queue, n) for n in ("running", "ready", "seq", "cancelled", "tenants")]
         return int(await self._run("release", keys, args))
 
     async def set_progress(
@@ -299,6 +306,7 @@ class RedisJobBackend(JobBackend):
             error=_s(h[b"err"]) if h.get(b"err") else None,
             traceback=_s(h[b"tb"]) if h.get(b"tb") else None,
             cancel_requested=h.get(b"cancel") == b"1",
+            tenant=_s(h.get(b"ten", b"")),
         )
 
     async def get(self, job_id: str, queue: str | None = None) -> JobRecord | None:
@@ -317,7 +325,9 @@ class RedisJobBackend(JobBackend):
     ) -> list[JobRecord]:
         key = self._key(queue, _STATE_ZSET[state])
         stop = offset + limit - 1
-        if state in c.FINAL_STATES:
+        if state == c.QUEUED:
+            ids = await self._ready_ids(queue, offset, limit)
+        elif state in c.FINAL_STATES:
             ids = await self.r.zrevrange(key, offset, stop)
         else:
             ids = await self.r.zrange(key, offset, stop)
@@ -327,14 +337,40 @@ class RedisJobBackend(JobBackend):
             found = await pipe.execute()
         return [self._record(queue, _s(i), h) for i, h in zip(ids, found, strict=True) if h]
 
+    async def _ready_zsets(self, queue: str) -> builtins.list[str]:
+        """The zsets of a queue's ready jobs: no tenant, then one per tenant."""
+        tenants = sorted(_s(t) for t in await self.r.smembers(self._key(queue, "tenants")))
+        return [self._key(queue, "ready"), *(self._key(queue, f"rt:{t}") for t in tenants)]
+
+    async def _ready_ids(self, queue: str, offset: int, limit: int) -> builtins.list[Any]:
+        """Ready ids in claim order by priority (tenants merged), for the read API."""
+        zsets = await self._ready_zsets(queue)
+        async with self.r.pipeline(transaction=False) as pipe:
+            for zset in zsets:
+                pipe.zrange(zset, 0, offset + limit - 1, withscores=True)
+            found = await pipe.execute()
+        merged = sorted((score, _s(i)) for part in found for i, score in part)
+        return [i for _, i in merged[offset : offset + limit]]
+
     async def counts(self) -> dict[str, dict[str, int]]:
         names = await self.queues()
+        zsets = {name: await self._ready_zsets(name) for name in names}
         async with self.r.pipeline(transaction=False) as pipe:
             for name in names:
                 for state in c.STATES:
-                    pipe.zcard(self._key(name, _STATE_ZSET[state]))
+                    if state == c.QUEUED:
+                        for zset in zsets[name]:
+                            pipe.zcard(zset)
+                    else:
+                        pipe.zcard(self._key(name, _STATE_ZSET[state]))
             cards = iter(await pipe.execute())
-        return {name: {state: int(next(cards)) for state in c.STATES} for name in names}
+        out: dict[str, dict[str, int]] = {}
+        for name in names:
+            row = out[name] = {}
+            for state in c.STATES:
+                parts = len(zsets[name]) if state == c.QUEUED else 1
+                row[state] = sum(int(next(cards)) for _ in range(parts))
+        return out
 
     async def queues(self) -> builtins.list[str]:
         return sorted(_s(q) for q in await self.r.smembers(f"{self.prefix}:queues"))
@@ -342,7 +378,7 @@ class RedisJobBackend(JobBackend):
     # -- management -------------------------------------------------------------------
 
     async def retry(self, queue: str, ids: Sequence[str] | None) -> int:
-        keys = [self._key(queue, n) for n in ("failed", "cancelled", "ready", "seq")]
+        keys = [self._key(queue, n) for n in ("failed", "cancelled", "ready", "seq", "tenants")]
         if ids is not None:
             return int(await self._run("retry", keys, [self._jobs(queue), "ids", *ids]))
         total = 0

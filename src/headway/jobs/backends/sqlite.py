@@ -53,6 +53,18 @@ _HOLDER = (
     "SELECT id FROM hw_jobs WHERE queue = ? AND unique_key = ? AND "
     "(state IN ('queued', 'scheduled', 'running') OR unique_until > ?) LIMIT 1"
 )
+# The tenants with ready jobs: a loose index scan (one index probe per tenant).
+_TENANTS = (
+    "WITH RECURSIVE t(tenant) AS ("
+    "SELECT (SELECT min(tenant) FROM hw_jobs WHERE queue = ?1 AND state = 'queued') "
+    "UNION ALL SELECT (SELECT min(tenant) FROM hw_jobs WHERE queue = ?1 AND state = 'queued' "
+    "AND tenant > t.tenant) FROM t WHERE t.tenant IS NOT NULL) "
+    "SELECT tenant FROM t WHERE tenant IS NOT NULL"
+)
+_BEST_OF_TENANT = (
+    "SELECT id FROM hw_jobs WHERE queue = ? AND state = 'queued' AND tenant = ? "
+    "ORDER BY priority DESC, run_at, rowid LIMIT ?"
+)
 Run = Callable[[str, Sequence[Any]], Awaitable[list[Any]]]
 
 
@@ -156,6 +168,7 @@ class SQLiteJobBackend(JobBackend):
         self.path = sqlite_url(url).database or ":memory:"
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._after: dict[str, str] = {}  # queue -> the tenant our last claim ended with
 
     async def open(self) -> None:
         if self._db is not None:
@@ -248,6 +261,9 @@ class SQLiteJobBackend(JobBackend):
             )
             if paused:
                 return []
+            tenants = [r[0] for r in await _fetch(db, _TENANTS, (queue,))]
+            if len(tenants) > 1:
+                return await self._claim_in_turns(db, queue, tenants, limit, (worker, now, lease))
             rows = await db.execute_fetchall(
                 "UPDATE hw_jobs SET state = 'running', attempts = attempts + 1, worker = ?, "
                 "started_at = ?, lease_until = ? WHERE queue = ? AND id IN ("
@@ -258,6 +274,48 @@ class SQLiteJobBackend(JobBackend):
             )
         rows = sorted(rows, key=lambda r: (-r[4], r[5], r[6]))  # RETURNING has no order
         return [Claimed(r[0], queue, r[1], r[2], r[3]) for r in rows]
+
+    async def _claim_in_turns(
+        self,
+        db: aiosqlite.Connection,
+        queue: str,
+        tenants: list[str],
+        limit: int,
+        run: tuple[str, float, float],
+    ) -> list[Claimed]:
+        """Each tenant gives up to ceil(limit / tenants) jobs, served in turn after the one
+        served last; what is left of ``limit`` is filled in plain priority order."""
+        after = self._after.get(queue, "")
+        turn = [t for t in tenants if t > after] + [t for t in tenants if t <= after]
+        per = -(-limit // len(turn))
+        picked: list[tuple[int, int, str, str]] = []
+        for pos, tenant in enumerate(turn):
+            rows = await _fetch(db, _BEST_OF_TENANT, (queue, tenant, per))
+            picked += [(rank, pos, tenant, r[0]) for rank, r in enumerate(rows)]
+        picked = sorted(picked)[:limit]
+        if picked:
+            self._after[queue] = picked[-1][2]
+        ids = [p[3] for p in picked]
+        if len(ids) < limit:
+            marks = ",".join("?" * len(ids))
+            rows = await _fetch(
+                db,
+                "SELECT id FROM hw_jobs WHERE queue = ? AND state = 'queued' "  # noqa: S608
+                f"AND id NOT IN ({marks}) ORDER BY priority DESC, run_at, rowid LIMIT ?",
+                (queue, *ids, limit - len(ids)),
+            )
+            ids += [r[0] for r in rows]
+        worker, now, lease = run
+        marks = ",".join("?" * len(ids))
+        rows = await _fetch(
+            db,
+            "UPDATE hw_jobs SET state = 'running', attempts = attempts + 1, worker = ?, "  # noqa: S608
+            f"started_at = ?, lease_until = ? WHERE queue = ? AND id IN ({marks}) "
+            "RETURNING id, data, attempts, max_attempts",
+            (worker, now, now + lease, queue, *ids),
+        )
+        by_id = {r[0]: r for r in rows}
+        return [Claimed(i, queue, by_id[i][1], by_id[i][2], by_id[i][3]) for i in ids]
 
     async def heartbeat(
         self, queue: str, worker: str, leases: Sequence[Lease], lease: float
