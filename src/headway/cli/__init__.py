@@ -24,6 +24,7 @@ from headway.cli.cache import cache_app
 from headway.cli.db import db_app
 from headway.cli.flags import flags_app
 from headway.cli.jobs import jobs_app, scheduler, worker
+from headway.cli.loadtest import loadtest
 from headway.cli.storage import storage_app
 from headway.constants import DEFAULT_APP
 from headway.errors import ConfigError, HeadwayError
@@ -46,6 +47,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(storage_app, name="storage")
 app.command()(worker)
 app.command()(scheduler)
+app.command()(loadtest)
 
 out = Console()
 err = Console(stderr=True)
