@@ -10,7 +10,11 @@ per step. Both figures come from the same run, against the local Redis
   trip a worker makes to take a job), measured on an empty queue, ``--claims`` times;
 - chain_ms: from ``hw.workflows.start()`` to the ``on_completed`` hook, per run
   (median, p90, best, worst of ``--runs`` runs, after 3 warm-up runs);
-- budget_ms = 10 + steps x claim_rtt_ms; ``within_budget`` compares the median with it.
+- budget_ms = 10 + steps x claim_rtt_ms; ``within_budget`` compares the median with it;
+- jobs_only_ms: the same number of hops through the job system alone (each job enqueues
+  the next one from its task), the floor the workflow engine adds its work to;
+- cpu_ms_per_chain: the process CPU time per chain (the part a busy machine cannot
+  stretch; this benchmark shares its cores with whatever else runs).
 
 Workflow state and jobs both live in Redis (keys under a random prefix, deleted after).
 """
@@ -41,6 +45,21 @@ async def claim_rtt(hub: Headway, count: int) -> float:
         await backend.claim("bench-empty", "bench", 1, 30.0)
         samples.append(time.perf_counter() - began)
     return statistics.median(samples) * 1000
+
+
+async def job_hops(hub: Headway, steps: int, runs: int) -> list[float]:
+    durations = []
+    for _ in range(runs + 3):
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        HOPS["done"] = done
+        began = time.perf_counter()
+        await hub.jobs.submit("bench.hop", [steps - 1], queue="workflows")
+        await asyncio.wait_for(done, 30)
+        durations.append((time.perf_counter() - began) * 1000)
+    return durations[3:]
+
+
+HOPS: dict[str, asyncio.Future[None]] = {}
 
 
 async def chain_runs(flows: Workflows, steps: int, runs: int) -> list[float]:
@@ -87,6 +106,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     async def noop(value: Any) -> Any:
         return value
 
+    @hub.jobs.task(name="bench.hop", retries=0, queue="workflows")
+    async def hop(left: int) -> None:
+        if left:
+            await hub.jobs.submit("bench.hop", [left - 1], queue="workflows")
+        else:
+            HOPS["done"].set_result(None)
+
     flows.chain("bench-chain", *[noop] * args.steps)
     try:
         async with hub:
@@ -94,7 +120,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             worker = hub.jobs.worker(["workflows"])
             task = asyncio.create_task(worker.run())
             try:
+                hops = await job_hops(hub, args.steps, args.runs)
+                cpu = time.process_time()
                 durations = await chain_runs(flows, args.steps, args.runs)
+                cpu = (time.process_time() - cpu) * 1000 / (args.runs + 3)
             finally:
                 worker.stop()
                 await task
@@ -116,6 +145,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "chain_ms_worst": round(ordered[-1], 2),
         "per_step_ms_median": round(median / args.steps, 3),
         "budget_ms": round(budget, 2),
+        "jobs_only_ms_median": round(statistics.median(hops), 2),
+        "cpu_ms_per_chain": round(cpu, 2),
         "within_budget": median <= budget,
     }
 

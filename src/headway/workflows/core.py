@@ -28,6 +28,7 @@ from headway.workflows.models import (
     DefinitionError,
     RunNotFound,
     RunRecord,
+    StepRecord,
 )
 from headway.workflows.settings import WorkflowsSettings
 
@@ -236,13 +237,23 @@ class Workflows(Capability):
         while a step waits for approval, and a queued step whose job runs is ``running``."""
         run = await self._stored(run_id, tenant)
         for rec in run.steps.values():
-            if rec.state == c.QUEUED and rec.job_id and run.state == c.RUNNING:
-                job = await self.jobs.get(rec.job_id, rec.queue)
-                if job is not None and job.state == JOB_RUNNING:
-                    rec.state, rec.started_at = c.STEP_RUNNING, job.started_at
-                    rec.attempts = max(rec.attempts, job.attempts)
+            if rec.job_id and (rec.state == c.QUEUED or rec.started_at is None):
+                await self._live_step(run, rec)
         run.state = run.display_state
         return run
+
+    async def _live_step(self, run: RunRecord, rec: StepRecord) -> None:
+        """A step's job as the job system sees it: running, and when it started (the
+        engine does not record starts: no round trip for it on the path of a step)."""
+        if rec.state not in (c.QUEUED, c.SUCCEEDED, c.STEP_FAILED):
+            return
+        job = await self.jobs.get(str(rec.job_id), rec.queue)
+        if job is None:
+            return
+        rec.started_at = rec.started_at or job.started_at
+        if rec.state == c.QUEUED and run.state == c.RUNNING and job.state == JOB_RUNNING:
+            rec.state = c.STEP_RUNNING
+            rec.attempts = max(rec.attempts, job.attempts)
 
     async def _stored(self, run_id: str, tenant: str | int | None) -> RunRecord:
         run = await self.backend.get_run(run_id) if isinstance(run_id, str) else None
@@ -371,27 +382,13 @@ class Workflows(Capability):
     async def _job_succeeded(self, ctx: JobContext, value: Any) -> None:
         ref = ctx.meta.get(c.META_KEY) if ctx.meta else None
         if isinstance(ref, dict) and self._engine is not None:
-            began = await self._started_at(ctx)
-            await self._engine.step_succeeded(
-                str(ref["run"]), str(ref["step"]), value, ctx.attempt, began
-            )
+            await self._engine.step_succeeded(str(ref["run"]), str(ref["step"]), value, ctx.attempt)
 
     async def _job_failed(self, ctx: JobContext, error: BaseException) -> None:
         ref = ctx.meta.get(c.META_KEY) if ctx.meta else None
         if isinstance(ref, dict) and self._engine is not None:
             text = f"{type(error).__name__}: {error}"[:2000]
-            began = await self._started_at(ctx)
-            await self._engine.step_failed(
-                str(ref["run"]), str(ref["step"]), text, ctx.attempt, began
-            )
-
-    async def _started_at(self, ctx: JobContext) -> float | None:
-        """When the job's last attempt started (the job record; None if unreadable)."""
-        try:
-            job = await self.jobs.get(ctx.id, ctx.queue)
-        except Exception:
-            return None
-        return None if job is None else job.started_at
+            await self._engine.step_failed(str(ref["run"]), str(ref["step"]), text, ctx.attempt)
 
     async def _job_retrying(self, ctx: JobContext, error: BaseException, delay: float) -> None:
         ref = ctx.meta.get(c.META_KEY) if ctx.meta else None
