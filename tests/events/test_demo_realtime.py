@@ -10,13 +10,18 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import select
-from tests.events.conftest import Server
+from tests.events.conftest import Server, eventually
 from tests.events.realtime_helpers import next_frame, sse_client, until_ready, ws_client
 
 from headway import Headway, Settings
 from headway.demo.app import create_app
 from headway.demo.db import sessionmaker
-from headway.demo.events import AgentExecutionCompleted, PostUpdated
+from headway.demo.events import (
+    AgentExecutionCompleted,
+    ApprovalRequested,
+    PostUpdated,
+    WorkflowCompleted,
+)
 from headway.demo.models import Agent, Post, Tenant, User
 from headway.demo.realtime import install_realtime
 from headway.demo.realtime import router as realtime_router
@@ -138,3 +143,45 @@ async def test_events_reach_their_tenant_only(demo: Demo) -> None:
         assert other["data"]["tenant_id"] == g.tenant  # globex sees only its own event
         assert (await next_frame(post))["event"] == "PostUpdated"
         assert demo.hw.events.connection_counts() == {str(a.tenant): 2, str(g.tenant): 1}
+
+
+async def test_workflow_hooks_dispatch_the_demo_events(tmp_path: Path) -> None:
+    import asyncio
+
+    from headway.demo.realtime import install_workflow_events
+    from headway.events import Events, EventsSettings
+    from headway.jobs import DEFAULT_QUEUES
+    from headway.workflows import Workflows, approval
+
+    hw = Headway(data_dir=tmp_path / ".headway", jobs_url="memory://")
+    hw.add(Events(hw, "memory://wf-test", settings=EventsSettings()))
+    hw.add(Workflows(hw, "memory://"))
+    seen: list[object] = []
+
+    @hw.jobs.task(name="wf.draft", retries=0)
+    async def draft(topic: str) -> str:
+        return topic
+
+    @hw.events.listener(WorkflowCompleted, ApprovalRequested)
+    def record(event: object) -> None:
+        seen.append(event)
+
+    install_workflow_events(hw)
+    flow = hw.workflows.chain("demo-post", draft, approval("review", approvers=["7"]))
+    async with hw:
+        worker = hw.jobs.worker(list(DEFAULT_QUEUES), poll_interval=0.01)
+        running = asyncio.create_task(worker.run())
+        try:
+            run = await hw.workflows.start(flow, "hello", tenant="3", user_id="7")
+            await eventually(lambda: len(seen) == 1)
+            requested = seen[0]
+            assert isinstance(requested, ApprovalRequested)
+            assert requested.channels() == ["tenant.3", f"workflow.{run.id}", "user.7"]
+            await hw.workflows.approve(requested.approval_id, by="7", tenant="3")
+            await eventually(lambda: len(seen) == 2)
+            done = seen[1]
+            assert isinstance(done, WorkflowCompleted)
+            assert (done.tenant_id, done.run_id, done.user_id) == (3, run.id, 7)
+        finally:
+            worker.stop()
+            await running

@@ -23,6 +23,7 @@ from starlette.requests import HTTPConnection
 from headway import Headway
 from headway.demo.auth import CurrentPrincipal, Principal, find_key
 from headway.demo.db import sessionmaker
+from headway.demo.events import ApprovalRequested, WorkflowCompleted, WorkflowFailed
 from headway.demo.models import Agent, Execution, Post
 
 router = APIRouter(prefix="/api/v1")
@@ -40,6 +41,51 @@ def install_realtime(hub: Headway) -> None:
             return False
         conn.state.headway_tenant = str(principal.tenant_id)  # connection gauge label
         return await may_join(hub, principal, channel)
+
+
+def install_workflow_events(hub: Headway) -> None:
+    """Dispatch WorkflowCompleted / WorkflowFailed / ApprovalRequested from the
+    ``hub.workflows`` hooks (runs whose tenant is a demo tenant id)."""
+    workflows = hub.workflows
+
+    async def completed(run: Any) -> None:
+        if _tenant(run.tenant) is not None:
+            await hub.events.dispatch(WorkflowCompleted(**_run_fields(run)))
+
+    async def failed(run: Any) -> None:
+        if _tenant(run.tenant) is not None:
+            error = str(run.error or "")[:2000]
+            await hub.events.dispatch(WorkflowFailed(**_run_fields(run), error=error))
+
+    async def approval_requested(approval: Any, run: Any) -> None:
+        tenant = _tenant(run.tenant)
+        if tenant is None:
+            return
+        approvers = [int(a) for a in approval.approvers if str(a).isdigit()]
+        event = ApprovalRequested(
+            tenant_id=tenant, run_id=run.id, approval_id=approval.id, step=approval.step,
+            role=approval.role, approver_ids=approvers,
+        )  # fmt: skip
+        await hub.events.dispatch(event)
+
+    workflows.on_completed(completed)
+    workflows.on_failed(failed)
+    workflows.on_approval_requested(approval_requested)
+
+
+def _tenant(value: Any) -> int | None:
+    text = str(value) if value is not None else ""
+    return int(text) if text.isdigit() and len(text) < 19 else None
+
+
+def _run_fields(run: Any) -> dict[str, Any]:
+    user = str(run.user_id) if run.user_id is not None else ""
+    return {
+        "tenant_id": _tenant(run.tenant),
+        "run_id": run.id,
+        "workflow": run.workflow,
+        "user_id": int(user) if user.isdigit() and len(user) < 19 else None,
+    }
 
 
 async def principal_of(hub: Headway, conn: HTTPConnection) -> Principal | None:

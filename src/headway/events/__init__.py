@@ -23,7 +23,7 @@ from __future__ import annotations
 from headway import registry
 from headway.events.base import EventBackend, Message, Offset, Replay
 from headway.events.core import Events, Listener, UnknownListener
-from headway.events.model import Event, EventError, register_event
+from headway.events.model import Event, EventError, encode, event_name, register_event
 from headway.events.settings import EventsSettings
 
 registry.register("events", "memory", "headway.events.backends.memory:MemoryEventBackend")
@@ -47,5 +47,7 @@ __all__ = [
     "Offset",
     "Replay",
     "UnknownListener",
+    "encode",
+    "event_name",
     "register_event",
 ]

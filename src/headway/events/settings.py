@@ -45,7 +45,8 @@ class EventsSettings(BaseSettings):
         "/realtime", pattern=r"^/[A-Za-z0-9_/-]*$", description="URL prefix of `/ws` and `/sse`."
     )
     listener_queue: str = Field(
-        "events", description="Default job queue of `queued=True` listeners."
+        "default",
+        description="Default job queue of `queued=True` listeners (one every worker serves).",
     )
     listener_retries: int = Field(
         3, ge=0, le=100, description="Default retries of `queued=True` listeners."
