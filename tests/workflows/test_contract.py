@@ -11,6 +11,7 @@ from tests.workflows.conftest import STORES
 
 from headway.workflows import ApprovalRecord, RunRecord, StepRecord, WorkflowBackend
 from headway.workflows import constants as c
+from headway.workflows.base import StepMove
 
 pytestmark = pytest.mark.parametrize("backend", backend_params(*STORES))
 
@@ -172,3 +173,35 @@ async def test_an_expired_approval_cannot_be_approved(store: WorkflowBackend) ->
     )
     got = await store.get_approval("a1")
     assert got is not None and got.state == c.EXPIRED and got.decided_by is None
+
+
+async def test_move_step_requires_other_steps_states(store: WorkflowBackend) -> None:
+    await store.create_run(new_run("r1"))
+    needs_a = {"a": [c.SUCCEEDED]}
+    assert not await store.move_step(
+        "r1", "b", from_states=[c.PENDING], to_state=c.WAITING, fields={},
+        run_states=c.ACTIVE_RUN, requires=needs_a,
+    )  # fmt: skip
+    await move(store, "r1", "a", [c.PENDING], c.SUCCEEDED)
+    assert await store.move_step(
+        "r1", "b", from_states=[c.PENDING], to_state=c.WAITING, fields={"approval_id": "x"},
+        run_states=c.ACTIVE_RUN, requires=needs_a,
+    )  # fmt: skip
+
+
+async def test_move_steps_applies_in_order_and_returns_the_run(store: WorkflowBackend) -> None:
+    await store.create_run(new_run("r1"))
+    await move(store, "r1", "a", [c.PENDING], c.QUEUED)
+    moves = [
+        StepMove("a", [c.QUEUED], c.SUCCEEDED, {"result": [BIG]}, c.ACTIVE_RUN),
+        StepMove("b", [c.PENDING], c.WAITING, {"approval_id": "ap"}, c.ACTIVE_RUN,
+                 {"a": [c.SUCCEEDED]}),  # sees the move before it
+        StepMove("a:compensate", [c.QUEUED], c.SUCCEEDED),  # does not apply
+    ]  # fmt: skip
+    applied, run = await store.move_steps("r1", moves)
+    assert applied == [True, True, False]
+    assert run is not None and run.steps["a"].result == [BIG]
+    assert (run.steps["b"].state, run.steps["b"].approval_id) == (c.WAITING, "ap")
+    again, run = await store.move_steps("r1", moves)  # delivered twice: nothing applies
+    assert again == [False, False, False] and run is not None
+    assert await store.move_steps("nope", moves[:1]) == ([False], None)

@@ -20,13 +20,26 @@ Semantics every backend guarantees (``tests/workflows/test_contract.py`` checks 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from headway.workflows.models import ApprovalRecord, RunRecord
 
 if TYPE_CHECKING:
     from headway.connections import Connections
+
+
+@dataclass(frozen=True, slots=True)
+class StepMove:
+    """One compare-and-set of :meth:`WorkflowBackend.move_steps`."""
+
+    step: str
+    from_states: Collection[str]
+    to_state: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    run_states: Collection[str] | None = None
+    requires: Mapping[str, Collection[str]] | None = None
 
 
 class WorkflowBackend(ABC):
@@ -72,26 +85,26 @@ class WorkflowBackend(ABC):
         to_state: str,
         fields: Mapping[str, Any],
         run_states: Collection[str] | None,
+        requires: Mapping[str, Collection[str]] | None = None,
     ) -> bool:
-        """Atomic CAS on one step (see the module docstring)."""
+        """Atomic CAS on one step (see the module docstring); ``requires``: other steps
+        of the run must be in one of the given states too."""
 
-    async def move_step_and_get(
-        self,
-        run_id: str,
-        step: str,
-        *,
-        from_states: Collection[str],
-        to_state: str,
-        fields: Mapping[str, Any],
-        run_states: Collection[str] | None,
-    ) -> tuple[bool, RunRecord | None]:
-        """:meth:`move_step`, then the run as it is after it (one round trip where the
-        backend can: the path of every step's completion)."""
-        won = await self.move_step(
-            run_id, step, from_states=from_states, to_state=to_state, fields=fields,
-            run_states=run_states,
-        )  # fmt: skip
-        return won, await self.get_run(run_id)
+    async def move_steps(
+        self, run_id: str, moves: Sequence[StepMove]
+    ) -> tuple[list[bool], RunRecord | None]:
+        """Apply each move in order (each one a :meth:`move_step`, checked after the ones
+        before it), then read the run: whether each applied, and the run as it is after
+        them. A step's completion and the claims of the steps it made ready are one call
+        (one round trip on Redis)."""
+        applied = [
+            await self.move_step(
+                run_id, m.step, from_states=m.from_states, to_state=m.to_state,
+                fields=m.fields, run_states=m.run_states, requires=m.requires,
+            )
+            for m in moves
+        ]  # fmt: skip
+        return applied, await self.get_run(run_id)
 
     @abstractmethod
     async def move_run(

@@ -382,7 +382,11 @@ class Workflows(Capability):
     async def _job_succeeded(self, ctx: JobContext, value: Any) -> None:
         ref = ctx.meta.get(c.META_KEY) if ctx.meta else None
         if isinstance(ref, dict) and self._engine is not None:
-            await self._engine.step_succeeded(str(ref["run"]), str(ref["step"]), value, ctx.attempt)
+            plan = ref.get("next")
+            plan = [p for p in plan if isinstance(p, dict)] if isinstance(plan, list) else []
+            await self._engine.step_succeeded(
+                str(ref["run"]), str(ref["step"]), value, ctx.attempt, plan=plan
+            )
 
     async def _job_failed(self, ctx: JobContext, error: BaseException) -> None:
         ref = ctx.meta.get(c.META_KEY) if ctx.meta else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from headway.errors import BackendUnavailableError
@@ -21,6 +21,7 @@ from headway.jobs import FAILED as JOB_FAILED
 from headway.jobs import SUCCEEDED as JOB_SUCCEEDED
 from headway.jobs import Job, JobError
 from headway.workflows import constants as c
+from headway.workflows.base import StepMove
 from headway.workflows.codec import normalize
 from headway.workflows.definition import Step, Workflow
 from headway.workflows.models import ApprovalRecord, RunRecord, StepRecord
@@ -68,6 +69,18 @@ def run_output(run: RunRecord, wf: Workflow) -> Any:
     if len(sinks) == 1:
         return run.steps[sinks[0]].result
     return {name: run.steps[name].result for name in sinks}
+
+
+def _claim(item: Mapping[str, Any], now: float) -> StepMove:
+    """The CAS that claims a planned step: pending -> queued (a task) or waiting (an
+    approval), only while the run is running and every dependency succeeded."""
+    if "approval_id" in item:
+        to_state, fields = c.WAITING, {"approval_id": item["approval_id"], "queued_at": now}
+    else:
+        fields = {"job_id": item["job_id"], "queue": item["queue"], "queued_at": now}
+        to_state = c.QUEUED
+    requires = {str(dep): (c.SUCCEEDED,) for dep in item["after"]}
+    return StepMove(str(item["step"]), (c.PENDING,), to_state, fields, c.ACTIVE_RUN, requires)
 
 
 class Engine:
@@ -125,11 +138,41 @@ class Engine:
             await self._enqueue_step(run, comp.name, str(comp.task), data, st.queue)
 
     async def _launch(self, run: RunRecord, st: Step) -> None:
-        data = step_input(run, st)
-        if st.kind == c.APPROVAL:
-            await self._request_approval(run, st)
+        """Claim a ready step (the store's CAS: one caller wins), then start it."""
+        item = self._plan_item(run.id, st)
+        claim = _claim(item, time.time())
+        won = await self.store.move_step(
+            run.id, claim.step, from_states=claim.from_states, to_state=claim.to_state,
+            fields=claim.fields, run_states=claim.run_states, requires=claim.requires,
+        )  # fmt: skip
+        if won:
+            await self._begin(run, item)
+
+    async def _begin(self, run: RunRecord, item: Mapping[str, Any]) -> None:
+        """Start a step this process claimed: enqueue its job, or record its approval."""
+        st = spec_of(run).steps[str(item["step"])]
+        if "approval_id" in item:
+            await self._record_approval(run, st, str(item["approval_id"]), time.time())
         else:
-            await self._enqueue_step(run, str(st.name), str(st.task), data, st.queue)
+            data = step_input(run, st)
+            await self.submit(run, str(st.name), str(st.task), data, item["job_id"], item["queue"])
+
+    # -- plans: the claims a step's completion makes in the same store call -----------
+
+    def _plan_item(self, run_id: str, st: Step) -> dict[str, Any]:
+        item: dict[str, Any] = {"step": st.name, "after": list(st.after)}
+        if st.kind == c.APPROVAL:
+            item["approval_id"] = secrets.token_hex(12)
+        else:
+            item["job_id"] = f"wf-{run_id}-{st.name}"
+            item["queue"] = self._queue_for(str(st.task), st.queue)
+        return item
+
+    def plan_next(self, run: RunRecord, name: str) -> list[dict[str, Any]]:
+        """How to claim the steps that depend on ``name``; it travels in the step's job
+        meta, so that the job's completion and these claims are one store call."""
+        wf = spec_of(run)
+        return [self._plan_item(run.id, st) for st in wf.steps.values() if name in st.after]
 
     # -- task steps -------------------------------------------------------------------
 
@@ -157,41 +200,54 @@ class Engine:
         self, run: RunRecord, name: str, task: str, data: Any, job_id: str, queue: str
     ) -> None:
         """Enqueue a step's job (its id is fixed: a second enqueue is a no-op)."""
+        ref = {"run": run.id, "step": name, "next": self.plan_next(run, name)}
         try:
             await self.jobs.submit(
                 task, [data], job_id=job_id, queue=queue, tenant=run.tenant,
-                user_id=run.user_id, meta={c.META_KEY: {"run": run.id, "step": name}},
+                user_id=run.user_id, meta={c.META_KEY: ref},
             )  # fmt: skip
         except BackendUnavailableError:
             log.warning("run %s: step %s not enqueued yet (job backend down)", run.id, name)
         except (JobError, TypeError, ValueError) as exc:
             await self.step_failed(run.id, name, f"{type(exc).__name__}: {exc}", 0)
 
+    async def complete(
+        self, run_id: str, name: str, from_state: str, to_state: str,
+        fields: Mapping[str, Any], plan: Sequence[Mapping[str, Any]] = (),
+    ) -> None:  # fmt: skip
+        """Record a step's outcome and, when it succeeded, claim the steps of ``plan`` it
+        made ready, in one store call; start what was claimed; then advance."""
+        moves = [StepMove(name, (from_state,), to_state, fields, c.ACTIVE_RUN)]
+        if to_state == c.SUCCEEDED:
+            now = time.time()
+            moves += [_claim(item, now) for item in plan]
+        applied, run = await self.store.move_steps(run_id, moves)
+        if run is None:
+            return
+        for item, won in zip(plan, applied[1:], strict=False):
+            if won:
+                await self._begin(run, item)
+        await self.advance(run)
+
     async def step_succeeded(
-        self, run_id: str, name: str, result: Any, attempts: int, started_at: float | None = None
-    ) -> None:
+        self, run_id: str, name: str, result: Any, attempts: int,
+        started_at: float | None = None, plan: Sequence[Mapping[str, Any]] = (),
+    ) -> None:  # fmt: skip
         fields = {
             "result": normalize(result, f"the result of step {name!r}"), "error": None,
-            "attempts": attempts, "finished_at": time.time(), "started_at": started_at,
+            "attempts": attempts, "finished_at": time.time(),
         }  # fmt: skip
-        _, run = await self.store.move_step_and_get(
-            run_id, name, from_states=(c.QUEUED,), to_state=c.SUCCEEDED, fields=fields,
-            run_states=c.ACTIVE_RUN,
-        )  # fmt: skip
-        await self.advance(run)
+        if started_at is not None:
+            fields["started_at"] = started_at
+        await self.complete(run_id, name, c.QUEUED, c.SUCCEEDED, fields, plan)
 
     async def step_failed(
         self, run_id: str, name: str, error: str, attempts: int, started_at: float | None = None
     ) -> None:
-        fields = {
-            "error": error, "attempts": attempts, "finished_at": time.time(),
-            "started_at": started_at,
-        }  # fmt: skip
-        _, run = await self.store.move_step_and_get(
-            run_id, name, from_states=(c.QUEUED,), to_state=c.STEP_FAILED, fields=fields,
-            run_states=c.ACTIVE_RUN,
-        )  # fmt: skip
-        await self.advance(run)
+        fields: dict[str, Any] = {"error": error, "attempts": attempts, "finished_at": time.time()}
+        if started_at is not None:
+            fields["started_at"] = started_at
+        await self.complete(run_id, name, c.QUEUED, c.STEP_FAILED, fields)
 
     async def step_retrying(self, run_id: str, name: str, error: str, attempts: int) -> None:
         await self.store.move_step(
@@ -200,15 +256,6 @@ class Engine:
         )  # fmt: skip
 
     # -- approval steps ---------------------------------------------------------------
-
-    async def _request_approval(self, run: RunRecord, st: Step) -> None:
-        approval_id, now = secrets.token_hex(12), time.time()
-        won = await self.store.move_step(
-            run.id, str(st.name), from_states=(c.PENDING,), to_state=c.WAITING,
-            fields={"approval_id": approval_id, "queued_at": now}, run_states=c.ACTIVE_RUN,
-        )  # fmt: skip
-        if won:
-            await self._record_approval(run, st, approval_id, now)
 
     async def _record_approval(
         self, run: RunRecord, st: Step, approval_id: str, now: float
@@ -229,16 +276,12 @@ class Engine:
         if approval.state == c.APPROVED:
             st = spec_of(run).steps[approval.step]
             fields: dict[str, Any] = {"result": step_input(run, st), "finished_at": time.time()}
-            to_state = c.SUCCEEDED
+            plan = self.plan_next(run, approval.step)
+            await self.complete(run.id, approval.step, c.WAITING, c.SUCCEEDED, fields, plan)
         else:
             who = f" by {approval.decided_by}" if approval.decided_by else ""
             fields = {"error": f"approval {approval.state}{who}", "finished_at": time.time()}
-            to_state = c.STEP_FAILED
-        await self.store.move_step(
-            run.id, approval.step, from_states=(c.WAITING,), to_state=to_state, fields=fields,
-            run_states=c.ACTIVE_RUN,
-        )  # fmt: skip
-        await self.advance(await self.store.get_run(run.id))
+            await self.complete(run.id, approval.step, c.WAITING, c.STEP_FAILED, fields)
 
     async def expire(self, approval: ApprovalRecord) -> None:
         now = time.time()

@@ -51,6 +51,7 @@ class MemoryWorkflowBackend(WorkflowBackend):
         to_state: str,
         fields: Mapping[str, Any],
         run_states: Collection[str] | None,
+        requires: Mapping[str, Collection[str]] | None = None,
     ) -> bool:
         run = self._runs.get(run_id)
         if run is None or (run_states is not None and run.state not in run_states):
@@ -58,6 +59,10 @@ class MemoryWorkflowBackend(WorkflowBackend):
         rec = run.steps.get(step)
         if rec is None or rec.state not in from_states:
             return False
+        for other, states in (requires or {}).items():
+            dep = run.steps.get(other)
+            if dep is None or dep.state not in states:
+                return False
         rec.state = to_state
         for name, value in fields.items():
             setattr(rec, name, copy.deepcopy(value))

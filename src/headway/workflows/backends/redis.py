@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from redis.asyncio import Redis
 
 from headway.workflows import constants as c
-from headway.workflows.base import WorkflowBackend
+from headway.workflows.base import StepMove, WorkflowBackend
 from headway.workflows.codec import dumps, loads
 from headway.workflows.models import STEP_FIELDS, ApprovalRecord, RunRecord, StepRecord
 
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 _RUN_INFO = ("id", "workflow", "spec", "input", "tenant", "user_id", "created_at")
 _APPROVAL_INFO = ("id", "run_id", "step", "tenant", "approvers", "role", "created_at", "workflow")
+_Move = tuple[list[str], list[Any], list[Any]]  # conditions, merges, writes
 _REC_FIELDS = tuple(f for f in STEP_FIELDS if f != "result")
 _SCAN = 200  # index entries read per round trip while filtering a list
 
@@ -82,14 +83,20 @@ class RedisWorkflowBackend(WorkflowBackend):
             raise RuntimeError("the Redis workflow store is not open")
         return self._client
 
-    async def _swap(
-        self, key: str, conds: Sequence[str], writes: Sequence[Any],
-        merges: Sequence[Any] = (), snapshot: bool = False,
-    ) -> tuple[bool, list[Any]]:  # fmt: skip
+    async def _run_moves(
+        self, key: str, moves: Sequence[_Move], snapshot: bool = False
+    ) -> tuple[list[bool], list[Any]]:
+        """One cas-1.lua call: the moves in order, and the hash after them if asked."""
         assert self._cas is not None
-        args = [int(snapshot), len(conds) // 3, *conds, len(merges) // 2, *merges, *writes]
-        won, raw = await self._cas(keys=[key], args=args)
-        return bool(won), raw
+        args: list[Any] = [int(snapshot), len(moves)]
+        for conds, merges, writes in moves:
+            args += [len(conds) // 3, *conds, len(merges) // 2, *merges, len(writes) // 2, *writes]
+        applied, raw = await self._cas(keys=[key], args=args)
+        return [bool(a) for a in applied], raw
+
+    async def _swap(self, key: str, conds: list[str], writes: list[Any]) -> bool:
+        (won,), _ = await self._run_moves(key, [(conds, [], writes)])
+        return won
 
     # -- keys -------------------------------------------------------------------------
 
@@ -128,37 +135,28 @@ class RedisWorkflowBackend(WorkflowBackend):
     async def get_run(self, run_id: str) -> RunRecord | None:
         return _parse_run(await self.redis.hgetall(self._run_key(run_id)))
 
-    def _step_move(
-        self, step: str, from_states: Collection[str], to_state: str,
-        fields: Mapping[str, Any], run_states: Collection[str] | None,
-    ) -> tuple[list[str], list[Any], list[Any]]:  # fmt: skip
-        conds = _cond(f"s:{step}:state", from_states)
-        if run_states is not None:
-            conds += _cond("state", run_states)
-        writes: list[Any] = [f"s:{step}:state", to_state]
-        unknown = set(fields) - set(STEP_FIELDS)
+    def _step_move(self, m: StepMove) -> _Move:
+        conds = _cond(f"s:{m.step}:state", m.from_states)
+        if m.run_states is not None:
+            conds += _cond("state", m.run_states)
+        for other, states in (m.requires or {}).items():
+            conds += _cond(f"s:{other}:state", states)
+        writes: list[Any] = [f"s:{m.step}:state", m.to_state]
+        unknown = set(m.fields) - set(STEP_FIELDS)
         if unknown:
             raise ValueError(f"unknown step fields {sorted(unknown)}")
-        if "result" in fields:
-            writes += [f"s:{step}:result", dumps(fields["result"])]
-        patch = {k: v for k, v in fields.items() if k != "result"}
-        merges: list[Any] = [f"s:{step}:rec", dumps(patch)] if patch else []
+        if "result" in m.fields:
+            writes += [f"s:{m.step}:result", dumps(m.fields["result"])]
+        patch = {k: v for k, v in m.fields.items() if k != "result"}
+        merges: list[Any] = [f"s:{m.step}:rec", dumps(patch)] if patch else []
         return conds, merges, writes
 
-    async def move_step_and_get(
-        self,
-        run_id: str,
-        step: str,
-        *,
-        from_states: Collection[str],
-        to_state: str,
-        fields: Mapping[str, Any],
-        run_states: Collection[str] | None,
-    ) -> tuple[bool, RunRecord | None]:
-        conds, merges, writes = self._step_move(step, from_states, to_state, fields, run_states)
-        key = self._run_key(run_id)
-        won, raw = await self._swap(key, conds, writes, merges, snapshot=True)
-        return won, _parse_run(dict(zip(raw[::2], raw[1::2], strict=True)))
+    async def move_steps(
+        self, run_id: str, moves: Sequence[StepMove]
+    ) -> tuple[list[bool], RunRecord | None]:
+        plan = [self._step_move(m) for m in moves]
+        applied, raw = await self._run_moves(self._run_key(run_id), plan, snapshot=True)
+        return applied, _parse_run(dict(zip(raw[::2], raw[1::2], strict=True)))
 
     async def _fetch_runs(self, ids: Sequence[str]) -> list[RunRecord]:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -211,9 +209,10 @@ class RedisWorkflowBackend(WorkflowBackend):
         to_state: str,
         fields: Mapping[str, Any],
         run_states: Collection[str] | None,
+        requires: Mapping[str, Collection[str]] | None = None,
     ) -> bool:
-        conds, merges, writes = self._step_move(step, from_states, to_state, fields, run_states)
-        won, _ = await self._swap(self._run_key(run_id), conds, writes, merges)
+        move = StepMove(step, from_states, to_state, fields, run_states, requires)
+        (won,), _ = await self._run_moves(self._run_key(run_id), [self._step_move(move)])
         return won
 
     async def move_run(
@@ -223,7 +222,7 @@ class RedisWorkflowBackend(WorkflowBackend):
         writes: list[Any] = ["state", to_state]
         for name, value in fields.items():
             writes += [name, dumps(value)]
-        won, _ = await self._swap(self._run_key(run_id), _cond("state", from_states), writes)
+        won = await self._swap(self._run_key(run_id), _cond("state", from_states), writes)
         if won and to_state != c.RUNNING:
             await self.redis.zrem(self._index("wf:active", None), run_id)
         return won
@@ -260,7 +259,7 @@ class RedisWorkflowBackend(WorkflowBackend):
             "state", to_state, "decided_by", dumps(by), "decided_at", dumps(at),
             "comment", dumps(comment),
         ]  # fmt: skip
-        won, _ = await self._swap(self._approval_key(approval_id), conds, writes)
+        won = await self._swap(self._approval_key(approval_id), conds, writes)
         if won:
             await self.redis.zrem(self._index("wfa:pending", None), approval_id)
         return won

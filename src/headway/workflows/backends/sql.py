@@ -215,6 +215,7 @@ class SqlWorkflowBackend(WorkflowBackend):
         to_state: str,
         fields: Mapping[str, Any],
         run_states: Collection[str] | None,
+        requires: Mapping[str, Collection[str]] | None = None,
     ) -> bool:
         stmt = update(steps).where(
             steps.c.run_id == run_id, steps.c.name == step, steps.c.state.in_(list(from_states))
@@ -222,6 +223,13 @@ class SqlWorkflowBackend(WorkflowBackend):
         if run_states is not None:
             alive = exists().where(runs.c.id == run_id, runs.c.state.in_(list(run_states)))
             stmt = stmt.where(alive)
+        for other, states in (requires or {}).items():
+            dep = steps.alias("dep")
+            stmt = stmt.where(
+                exists().where(
+                    dep.c.run_id == run_id, dep.c.name == other, dep.c.state.in_(list(states))
+                )
+            )
         stmt = stmt.values(state=to_state, **_step_values(fields))
         async with self.engine.begin() as conn:
             return _count(await conn.execute(stmt)) == 1

@@ -1,69 +1,79 @@
--- cas-1.lua: an atomic compare-and-set on the fields of one hash (a run or an approval).
+-- cas-1.lua: compare-and-set moves on the fields of ONE hash (a run or an approval).
 --
 -- KEYS[1]  the hash: <prefix>:wf:{<run id>} or <prefix>:wfa:{<approval id>}
--- ARGV[1]  "1" to return the whole hash after the move (HGETALL), "0" not to
--- ARGV[2]  n, the number of conditions; then n triples (field, op, operand):
---            op "in": the field's value (missing = "") is one of the "|"-separated operand
---            op "gt": the field is missing or empty, or its number is > the operand's
--- then     m, the number of merges; then m pairs (field, JSON object): the object's keys
---          are set in the JSON object stored in the field (a step's small fields)
--- then     field, value pairs written as they are (HSET)
+-- ARGV[1]  "1" to return the whole hash after the moves (HGETALL), "0" not to
+-- ARGV[2]  k, the number of moves; then each move, in order:
+--            n, then n triples (field, op, operand), the conditions:
+--              op "in": the field's value (missing = "") is one of the "|"-separated operand
+--              op "gt": the field is missing or empty, or its number is > the operand's
+--            m, then m pairs (field, JSON object): the object's keys are set in the JSON
+--              object stored in the field (a step's small fields: ids, attempts, times)
+--            w, then w pairs (field, value) written as they are (HSET)
+--          A move writes only when all its conditions hold, checked after the moves
+--          before it (a step's completion, then the claims of the steps it made ready).
 --
--- Everything is written only when every condition holds. Returns {1 or 0 (written),
--- the hash as HGETALL gives it (empty unless ARGV[1] is "1")}; {0, {}} when the hash
--- does not exist. Values the script merges are small scalars (ids, states, attempts,
--- times); results and other user JSON are plain fields it never decodes.
+-- Returns {{1 or 0 per move}, the hash as HGETALL gives it (empty unless ARGV[1] is "1")}.
+-- A hash that does not exist: no move applies. Values the script merges are small
+-- scalars (cjson keeps 14 significant digits); results and other user JSON are plain
+-- fields it never decodes.
 
-local function snapshot()
-  if ARGV[1] == '1' then
-    return redis.call('HGETALL', KEYS[1])
-  end
-  return {}
-end
+local key = KEYS[1]
+local exists = redis.call('EXISTS', key) == 1
 
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return {0, {}}
-end
-
-local n = tonumber(ARGV[2])
-for i = 0, n - 1 do
-  local field, op, operand = ARGV[3 + 3 * i], ARGV[4 + 3 * i], ARGV[5 + 3 * i]
-  local value = redis.call('HGET', KEYS[1], field) or ''
+local function holds(field, op, operand)
+  local value = redis.call('HGET', key, field) or ''
   if op == 'in' then
-    local found = false
     for allowed in string.gmatch(operand, '[^|]+') do
       if allowed == value then
-        found = true
-        break
+        return true
       end
     end
-    if not found then
-      return {0, snapshot()}
-    end
+    return false
   elseif op == 'gt' then
-    if value ~= '' and tonumber(value) <= tonumber(operand) then
-      return {0, snapshot()}
-    end
-  else
-    return redis.error_reply('cas-1.lua: unknown op ' .. op)
+    return value == '' or tonumber(value) > tonumber(operand)
   end
+  error('cas-1.lua: unknown op ' .. tostring(op))
 end
 
-local at = 3 + 3 * n
-local m = tonumber(ARGV[at])
-at = at + 1
-for _ = 1, m do
-  local field, patch = ARGV[at], cjson.decode(ARGV[at + 1])
-  local current = redis.call('HGET', KEYS[1], field)
+local function merge(field, patch)
+  local current = redis.call('HGET', key, field)
   local object = current and cjson.decode(current) or {}
-  for key, value in pairs(patch) do
-    object[key] = value
+  for name, value in pairs(cjson.decode(patch)) do
+    object[name] = value
   end
-  redis.call('HSET', KEYS[1], field, cjson.encode(object))
-  at = at + 2
+  redis.call('HSET', key, field, cjson.encode(object))
 end
 
-if #ARGV >= at then
-  redis.call('HSET', KEYS[1], unpack(ARGV, at))
+local applied = {}
+local at = 3
+for move = 1, tonumber(ARGV[2]) do
+  local n = tonumber(ARGV[at])
+  local ok = exists
+  for i = 0, n - 1 do
+    if ok then
+      ok = holds(ARGV[at + 1 + 3 * i], ARGV[at + 2 + 3 * i], ARGV[at + 3 + 3 * i])
+    end
+  end
+  at = at + 1 + 3 * n
+  local m = tonumber(ARGV[at])
+  local merges_at = at + 1
+  at = at + 1 + 2 * m
+  local w = tonumber(ARGV[at])
+  local writes_at = at + 1
+  at = at + 1 + 2 * w
+  if ok then
+    for j = 0, m - 1 do
+      merge(ARGV[merges_at + 2 * j], ARGV[merges_at + 2 * j + 1])
+    end
+    if w > 0 then
+      redis.call('HSET', key, unpack(ARGV, writes_at, writes_at + 2 * w - 1))
+    end
+  end
+  applied[move] = ok and 1 or 0
 end
-return {1, snapshot()}
+
+local snapshot = {}
+if ARGV[1] == '1' then
+  snapshot = redis.call('HGETALL', key)
+end
+return {applied, snapshot}
