@@ -24,6 +24,8 @@ from headway.demo.reports import register_report_tasks
 from headway.demo.reports import router as reports_router
 from headway.demo.resilience import install_resilience
 from headway.demo.seed import prepare
+from headway.demo.webhooks import install_notifications
+from headway.demo.webhooks import router as webhooks_router
 from headway.jobs import DEFAULT_QUEUES
 
 log = logging.getLogger("headway.demo")
@@ -41,6 +43,7 @@ def create_app(settings: Settings | None = None, *, hw: Headway | None = None) -
     export_executions = register_report_tasks(hub)
     install_limits(hub)
     install_resilience(hub)
+    install_notifications(hub)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,6 +68,7 @@ def create_app(settings: Settings | None = None, *, hw: Headway | None = None) -
     app.include_router(files_router)
     app.include_router(reports_router)
     app.include_router(keys_router)
+    app.include_router(webhooks_router)
     hub.install(app)
     return app
 

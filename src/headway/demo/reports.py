@@ -81,7 +81,17 @@ async def _csv_chunks(hub: Headway, tenant_id: int, counter: list[int]) -> Async
     yield buffer.getvalue().encode()
 
 
-def register_report_tasks(hub: Headway, notifier: ReportNotifier | None = None) -> Task:
+async def notify_user(
+    hub: Headway, tenant_id: int, user_id: int | None, report: dict[str, Any]
+) -> None:
+    """Send the signed link to the user who asked (``report.ready``, their channels)."""
+    if user_id is None:
+        return
+    context = {k: report[k] for k in ("rows", "url", "expires_in")}
+    await hub.notify.send(user=user_id, tenant=tenant_id, event="report.ready", context=context)
+
+
+def register_report_tasks(hub: Headway, notifier: ReportNotifier | None = notify_user) -> Task:
     """Declare ``demo.export_executions`` on ``hub.jobs``; returns the task."""
 
     async def export_executions(tenant_id: int, user_id: int | None = None) -> dict[str, Any]:
