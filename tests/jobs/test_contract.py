@@ -10,7 +10,7 @@ from tests.conftest import backend_params
 from tests.jobs.conftest import ALL_BACKENDS
 
 from headway.jobs import JobBackend
-from headway.jobs.models import NewJob, Outcome
+from headway.jobs.models import NewJob, Outcome, RateLimit
 
 pytestmark = pytest.mark.parametrize("backend", backend_params(*ALL_BACKENDS))
 
@@ -309,3 +309,35 @@ async def test_tenants_take_turns_claim_after_claim(store: JobBackend) -> None:
     assert await store.claim(Q, "w", 1, 30) == []
     listed = [r.id for r in await store.list(Q, "running", limit=20)]
     assert sorted(listed) == sorted(order)
+
+
+async def test_rate_limited_queue_waits_for_the_window(store: JobBackend) -> None:
+    rate = RateLimit(starts=3, period=0.5)
+    await store.enqueue(Q, [new(f"j{i}") for i in range(8)])
+    first = await store.claim(Q, "w1", 10, 30, rate)
+    assert [j.id for j in first] == ["j0", "j1", "j2"]
+    await store.finish(Q, "w1", [Outcome(j.id, 1, "succeeded") for j in first])
+    assert await store.claim(Q, "w2", 10, 30, rate) == []  # starts, not running jobs
+    assert (await store.counts())[Q]["queued"] == 5  # they wait, they do not fail
+    await asyncio.sleep(0.55)
+    assert [j.id for j in await store.claim(Q, "w2", 10, 30, rate)] == ["j3", "j4", "j5"]
+    assert len(await store.claim(Q, "w1", 10, 30)) == 2  # no limit given: no limit
+
+
+async def test_rate_limit_is_shared_by_concurrent_claims(store: JobBackend) -> None:
+    rate = RateLimit(starts=5, period=30)
+    await store.enqueue(Q, [new(f"j{i}") for i in range(40)])
+    batches = await asyncio.gather(*(store.claim(Q, f"w{i}", 3, 30, rate) for i in range(10)))
+    assert sum(len(b) for b in batches) == 5
+
+
+async def test_per_tenant_rate_limit(store: JobBackend) -> None:
+    rate = RateLimit(per_tenant=2, period=0.5)
+    await store.enqueue(Q, [tjob(f"{t or 'n'}{i}", t) for t in ("A", "B", None) for i in range(4)])
+    got = [j.id for j in await store.claim(Q, "w", 20, 30, rate)]
+    assert sorted(got) == ["A0", "A1", "B0", "B1", "n0", "n1"]
+    assert await store.claim(Q, "w", 20, 30, rate) == []
+    await store.enqueue(Q, [tjob("C0", "C")])  # a tenant with room still gets in
+    assert [j.id for j in await store.claim(Q, "w", 20, 30, rate)] == ["C0"]
+    await asyncio.sleep(0.55)
+    assert len(await store.claim(Q, "w", 20, 30, rate)) == 6

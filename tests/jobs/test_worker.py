@@ -457,3 +457,26 @@ async def test_unique_jobs_return_the_existing_handle(jobs: Jobs) -> None:
     for bad in ({"unique_key": ""}, {"unique_key": "k", "unique_ttl": -1}, {"unique_ttl": 5}):
         with pytest.raises(ValueError, match="unique"):
             await report.options(**bad).enqueue("x")
+
+
+@every_backend
+async def test_rate_limited_queue_across_workers(jobs: Jobs) -> None:
+    starts: list[float] = []
+
+    @jobs.task(name="call_model", queue="ai")
+    async def call_model() -> None:
+        starts.append(time.monotonic())
+
+    jobs.rate_limit("ai", 4, per=0.4)
+    await jobs.enqueue_many([call_model.call() for _ in range(10)])
+    two = [fast_worker(jobs, ["ai"], concurrency=10) for _ in range(2)]
+    async with running(two[0]), running(two[1]):
+        await eventually(lambda: len(starts) == 10, within=10)
+    starts.sort()
+    # any 5 consecutive starts span a whole period: never more than 4 per 0.4 s
+    assert all(b - a >= 0.35 for a, b in zip(starts, starts[4:], strict=False)), starts
+    assert (await jobs.stats())["ai"]["succeeded"] == 10 and not await jobs.failed()
+    with pytest.raises(ValueError, match="starts"):
+        jobs.rate_limit("ai", 0)
+    with pytest.raises(ValueError, match="give starts"):
+        jobs.rate_limit("ai")

@@ -35,6 +35,7 @@ from headway.jobs.models import (
     JobError,
     JobFailed,
     JobNotFound,
+    RateLimit,
     UnknownTask,
 )
 from headway.jobs.retry import Backoff, Retry
@@ -81,6 +82,7 @@ __all__ = [
     "JobHandle",
     "JobNotFound",
     "Jobs",
+    "RateLimit",
     "Retry",
     "Scheduler",
     "Task",

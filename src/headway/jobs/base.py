@@ -7,8 +7,11 @@ Semantics every backend keeps (``tests/jobs/test_contract.py`` checks them all):
 - ``claim`` is atomic: it first makes due scheduled jobs ready and puts back jobs whose
   lease expired (or fails them when they have used every attempt), then, unless the queue
   is paused, takes up to ``limit`` ready jobs (highest priority first, then oldest due
-  time) and marks them running with ``attempts + 1``, ``worker`` and a lease of ``lease``
-  seconds. Two claims never return the same job while its lease is alive.
+  time; tenants take turns: each tenant with ready jobs gives up to
+  ``ceil(limit / tenants)`` before the rest of ``limit`` is filled, and claim after claim
+  the turn starts after the tenant served last) and marks them running with
+  ``attempts + 1``, ``worker`` and a lease of ``lease`` seconds. Two claims never return
+  the same job while its lease is alive.
 - ``(id, attempt)`` is the lease token: ``heartbeat``, ``finish``, ``release`` and
   ``set_progress`` act only on a job that is still running under that token, so a worker
   that lost its lease cannot overwrite the new owner's run.
@@ -27,7 +30,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from headway.jobs import constants as c
-from headway.jobs.models import Beat, Claimed, JobRecord, NewJob, Outcome
+from headway.jobs.models import Beat, Claimed, JobRecord, NewJob, Outcome, RateLimit
 
 if TYPE_CHECKING:
     from headway.connections import Connections
@@ -77,8 +80,12 @@ class JobBackend(ABC):
     # -- worker -----------------------------------------------------------------------
 
     @abstractmethod
-    async def claim(self, queue: str, worker: str, limit: int, lease: float) -> list[Claimed]:
-        """Atomically take up to ``limit`` ready jobs (see the module docstring)."""
+    async def claim(
+        self, queue: str, worker: str, limit: int, lease: float, rate: RateLimit | None = None
+    ) -> list[Claimed]:
+        """Atomically take up to ``limit`` ready jobs (see the module docstring), within
+        ``rate``: the starts counted over the last ``rate.period`` seconds (by every
+        worker) leave room for the claimed ones, in the queue and per tenant."""
 
     @abstractmethod
     async def heartbeat(

@@ -17,7 +17,7 @@ from headway.jobs import constants as c
 from headway.jobs.base import JobBackend
 from headway.jobs.codec import encode_payload, to_job
 from headway.jobs.cron import Cron
-from headway.jobs.models import Job, JobNotFound, NewJob, UnknownTask
+from headway.jobs.models import Job, JobNotFound, NewJob, RateLimit, UnknownTask
 from headway.jobs.retry import DEFAULT_BACKOFF, Backoff
 from headway.jobs.settings import JobsSettings
 from headway.jobs.task import CallOptions, EnqueueCall, Hook, JobHandle, Task
@@ -84,6 +84,7 @@ class Jobs(Capability):
         self.tasks: dict[str, Task] = {}
         self.crons: dict[str, CronEntry] = {}
         self.hooks: dict[str, list[Hook]] = {"success": [], "failure": [], "retry": []}
+        self.rate_limits: dict[str, RateLimit] = {}
         self._backend: JobBackend | None = None
         self.metrics: JobMetrics | None = None  # set by register_metrics (headway.observe)
 
@@ -201,6 +202,25 @@ class Jobs(Capability):
             return task
 
         return register
+
+    def rate_limit(
+        self, queue: str, starts: int | None = None, per: float = 1.0, *,
+        per_tenant: int | None = None,
+    ) -> RateLimit:  # fmt: skip
+        """Limit ``queue`` to ``starts`` job starts per ``per`` seconds across every worker
+        (and/or ``per_tenant`` starts per tenant): jobs beyond it wait, they do not fail.
+        Every process serving the queue must declare the same limit (it is code, like
+        the tasks); the counting is in the job store."""
+        check_queue(queue)
+        for value in (starts, per_tenant):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError("starts and per_tenant must be ints >= 1 (or None)")
+        if starts is None and per_tenant is None:
+            raise ValueError("give starts= and/or per_tenant=")
+        if not isinstance(per, int | float) or not 0.001 <= per <= 86_400:
+            raise ValueError("per must be between 0.001 and 86400 seconds")
+        limit = self.rate_limits[queue] = RateLimit(starts, float(per), per_tenant)
+        return limit
 
     def on_success(self, hook: Hook) -> Hook:
         """Global hook ``hook(ctx, result)`` after every successful job."""

@@ -34,6 +34,16 @@ class Claimed:
     max_attempts: int
 
 
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most ``starts`` job starts per ``period`` seconds in a queue, across every
+    worker, and at most ``per_tenant`` per tenant (jobs without one share the key "")."""
+
+    starts: int | None = None
+    period: float = 1.0
+    per_tenant: int | None = None
+
+
 class Beat(NamedTuple):
     """What a heartbeat learnt: the leases lost, and the held jobs asked to cancel."""
 

@@ -153,7 +153,8 @@ class Worker:
             free = self._free(queue)
             if free <= 0:
                 continue
-            claimed = await self.jobs.backend.claim(queue, self.id, free, self.lease)
+            rate = self.jobs.rate_limits.get(queue)
+            claimed = await self.jobs.backend.claim(queue, self.id, free, self.lease, rate)
             for job in claimed:
                 self._start(job)
             got += len(claimed)

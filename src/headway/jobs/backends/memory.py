@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import collections
 import contextlib
 import heapq
 import itertools
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 from headway.jobs import constants as c
 from headway.jobs.base import JobBackend, Lease
-from headway.jobs.models import Beat, Claimed, JobRecord, NewJob, Outcome
+from headway.jobs.models import Beat, Claimed, JobRecord, NewJob, Outcome, RateLimit
 
 
 @dataclass
@@ -29,6 +30,7 @@ class _Queue:
     seq: dict[str, int] = field(default_factory=dict)  # id -> seq of its live heap entry
     lease: dict[str, float] = field(default_factory=dict)  # running id -> lease end
     unique: dict[str, tuple[str, float]] = field(default_factory=dict)  # key -> (id, until)
+    starts: collections.deque[tuple[float, str]] = field(default_factory=collections.deque)
 
 
 class MemoryJobBackend(JobBackend):
@@ -149,12 +151,16 @@ class MemoryJobBackend(JobBackend):
         self._notify()
         return created
 
-    async def claim(self, queue: str, worker: str, limit: int, lease: float) -> list[Claimed]:
+    async def claim(
+        self, queue: str, worker: str, limit: int, lease: float, rate: RateLimit | None = None
+    ) -> list[Claimed]:
         q, now = self._q(queue), time.time()
         self._promote_and_reap(q, now)
         out: list[Claimed] = []
         if queue in self._paused:
             return out
+        room = _Room(q, rate, now)
+        limit = min(limit, room.total)
         # Tenants take turns, starting after the one served last: one job each per round.
         after = self._after.get(queue, "")
         tenants = sorted(t for t, heap in q.ready.items() if heap)
@@ -164,9 +170,10 @@ class MemoryJobBackend(JobBackend):
             for tenant in turn:
                 if len(out) >= limit:
                     break
-                rec = self._pop_ready(q, tenant)
+                rec = self._pop_ready(q, tenant) if room.left(tenant) > 0 else None
                 if rec is None:
                     continue
+                room.take(tenant, now)
                 served.append(tenant)
                 self._after[queue] = tenant
                 rec.state, rec.worker, rec.started_at = c.RUNNING, worker, now
@@ -340,6 +347,32 @@ class MemoryJobBackend(JobBackend):
         for job_id in doomed:
             del q.jobs[job_id]
         return len(doomed)
+
+
+class _Room:
+    """What a queue's rate limit leaves for a claim (starts of the last period)."""
+
+    def __init__(self, q: _Queue, rate: RateLimit | None, now: float) -> None:
+        self.q, self.rate = q, rate
+        self.total = 1 << 30
+        self.used: collections.Counter[str] = collections.Counter()
+        if rate is None:
+            return
+        while q.starts and q.starts[0][0] <= now - rate.period:
+            q.starts.popleft()
+        if rate.starts is not None:
+            self.total = max(rate.starts - len(q.starts), 0)
+        self.used.update(tenant for _, tenant in q.starts)
+
+    def left(self, tenant: str) -> int:
+        if self.rate is None or self.rate.per_tenant is None:
+            return 1
+        return self.rate.per_tenant - self.used[tenant]
+
+    def take(self, tenant: str, now: float) -> None:
+        if self.rate is not None:
+            self.q.starts.append((now, tenant))
+            self.used[tenant] += 1
 
 
 def _copy(rec: JobRecord) -> JobRecord:

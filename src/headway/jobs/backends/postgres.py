@@ -35,12 +35,12 @@ import asyncpg
 
 from headway.jobs import constants as c
 from headway.jobs.base import JobBackend, Lease
-from headway.jobs.models import Beat, Claimed, JobRecord, NewJob, Outcome
+from headway.jobs.models import Beat, Claimed, JobRecord, NewJob, Outcome, RateLimit
 
 if TYPE_CHECKING:
     from headway.connections import Connections
 
-VERSION = 1
+VERSION = 2
 DEFAULT_SCHEMA = "headway_jobs"
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _OPTIONS = ("jobs_schema", "schema", "notify")
@@ -219,9 +219,14 @@ class PostgresJobBackend(JobBackend):
 
     # -- worker -----------------------------------------------------------------------
 
-    async def claim(self, queue: str, worker: str, limit: int, lease: float) -> list[Claimed]:
+    async def claim(
+        self, queue: str, worker: str, limit: int, lease: float, rate: RateLimit | None = None
+    ) -> list[Claimed]:
         after = self._after.get(queue, "")
-        rows = await self.pool.fetch(self.sql["claim"], queue, worker, limit, lease, _LOST, after)
+        limits = (None, 1.0, None) if rate is None else (rate.starts, rate.period, rate.per_tenant)
+        rows = await self.pool.fetch(
+            self.sql["claim"], queue, worker, limit, lease, _LOST, after, *limits
+        )
         if not rows:
             return []
         rows = sorted(rows, key=lambda r: r[5])
@@ -389,7 +394,7 @@ def _statements(s: str) -> dict[str, str]:
     return {
         "enqueue": f"SELECT o_id, o_holder FROM {s}.enqueue("
         "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        "claim": f"SELECT * FROM {s}.claim($1, $2, $3, $4, $5, $6)",
+        "claim": f"SELECT * FROM {s}.claim($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         "heartbeat": f"UPDATE {s}.jobs j SET lease_until = {now} + $3 "
         "FROM unnest($4::text[], $5::int[]) AS u(id, att) "
         f"WHERE {_RUNNING} AND j.worker = $2 RETURNING j.id, j.cancel",

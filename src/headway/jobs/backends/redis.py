@@ -36,7 +36,7 @@ from redis.asyncio.connection import SSLConnection
 from headway.jobs import constants as c
 from headway.jobs.backends.resp import Connection, Endpoint, ReplyError
 from headway.jobs.base import JobBackend, Lease
-from headway.jobs.models import Beat, Claimed, JobRecord, NewJob, Outcome
+from headway.jobs.models import Beat, Claimed, JobRecord, NewJob, Outcome, RateLimit
 
 if TYPE_CHECKING:
     from headway.connections import Connections
@@ -59,6 +59,15 @@ def split_prefix(url: str) -> tuple[str, str]:
 
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _rate(rate: RateLimit | None) -> tuple[int, int, int]:
+    """A rate limit as claim-9.lua's ARGV[7..9]: starts, period (ms), per tenant (-1 = none)."""
+    if rate is None:
+        return (-1, 1000, -1)
+    starts = -1 if rate.starts is None else rate.starts
+    per_tenant = -1 if rate.per_tenant is None else rate.per_tenant
+    return (starts, max(int(rate.period * 1000), 1), per_tenant)
 
 
 def _ms(value: Any) -> float | None:
@@ -239,11 +248,13 @@ class RedisJobBackend(JobBackend):
 
     # -- worker -----------------------------------------------------------------------
 
-    async def claim(self, queue: str, worker: str, limit: int, lease: float) -> list[Claimed]:
+    async def claim(
+        self, queue: str, worker: str, limit: int, lease: float, rate: RateLimit | None = None
+    ) -> list[Claimed]:
         names = ("ready", "scheduled", "running", "paused", "seq", "failed", "notify")
         keys = self._script_keys(queue, "claim", (*names, "cancelled", "tenants"))
         after = self._after.get(queue, "")
-        args = [self._jobs(queue), worker, limit, int(lease * 1000), _LOST, after]
+        args = [self._jobs(queue), worker, limit, int(lease * 1000), _LOST, after, *_rate(rate)]
         flat = await self._run("claim", keys, args)
         if flat[0] != after.encode():
             self._after[queue] = _s(flat[0])

@@ -21,14 +21,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiosqlite
 
 from headway.connections.sql import sqlite_url
 from headway.jobs import constants as c
 from headway.jobs.base import JobBackend, Lease
-from headway.jobs.models import Beat, Claimed, JobRecord, NewJob, Outcome
+from headway.jobs.models import Beat, Claimed, JobRecord, NewJob, Outcome, RateLimit
 
 _COLUMNS = (
     "id, queue, task, state, data, priority, attempts, max_attempts, enqueued_at, run_at, "
@@ -61,6 +61,10 @@ _TENANTS = (
     "AND tenant > t.tenant) FROM t WHERE t.tenant IS NOT NULL) "
     "SELECT tenant FROM t WHERE tenant IS NOT NULL"
 )
+_BEST = (
+    "SELECT id, tenant FROM hw_jobs WHERE queue = ? AND state = 'queued' "
+    "ORDER BY priority DESC, run_at, rowid LIMIT ?"
+)
 _BEST_OF_TENANT = (
     "SELECT id FROM hw_jobs WHERE queue = ? AND state = 'queued' AND tenant = ? "
     "ORDER BY priority DESC, run_at, rowid LIMIT ?"
@@ -86,6 +90,42 @@ async def _upgrade(db: aiosqlite.Connection) -> None:
         "CREATE INDEX IF NOT EXISTS hw_jobs_tenant ON hw_jobs (queue, state, tenant, "
         "priority DESC, run_at)"
     )
+
+
+class _Rate(NamedTuple):
+    total: int  # starts the queue's limit leaves
+    caps: dict[str, int] | None  # tenant -> starts its limit leaves (absent: all of it)
+
+
+async def _room(db: aiosqlite.Connection, queue: str, rate: RateLimit | None, now: float) -> _Rate:
+    """What the rate limit leaves for this claim: starts of the last period are counted."""
+    if rate is None:
+        return _Rate(1 << 30, None)
+    await db.execute(
+        "DELETE FROM hw_job_starts WHERE queue = ? AND at <= ?", (queue, now - rate.period)
+    )
+    used = dict(
+        await _fetch(
+            db, "SELECT tenant, COUNT(*) FROM hw_job_starts WHERE queue = ? GROUP BY tenant",
+            (queue,),
+        )
+    )  # fmt: skip
+    total = 1 << 30 if rate.starts is None else rate.starts - sum(used.values())
+    if rate.per_tenant is None:
+        return _Rate(total, None)
+    caps = _Caps(rate.per_tenant, {t: rate.per_tenant - n for t, n in used.items()})
+    return _Rate(total, caps)
+
+
+class _Caps(dict[str, int]):
+    """Per-tenant room: a tenant absent from the counts has all of it."""
+
+    def __init__(self, full: int, known: dict[str, int]) -> None:
+        super().__init__(known)
+        self.full = full
+
+    def __missing__(self, key: str) -> int:
+        return self.full
 
 
 async def _fetch(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
@@ -252,7 +292,9 @@ class SQLiteJobBackend(JobBackend):
             (_LOST, now, now, queue, now),
         )
 
-    async def claim(self, queue: str, worker: str, limit: int, lease: float) -> list[Claimed]:
+    async def claim(
+        self, queue: str, worker: str, limit: int, lease: float, rate: RateLimit | None = None
+    ) -> list[Claimed]:
         async with self._tx() as db:
             now = time.time()
             await self._promote_and_reap(db, queue, now)
@@ -261,19 +303,29 @@ class SQLiteJobBackend(JobBackend):
             )
             if paused:
                 return []
-            tenants = [r[0] for r in await _fetch(db, _TENANTS, (queue,))]
-            if len(tenants) > 1:
-                return await self._claim_in_turns(db, queue, tenants, limit, (worker, now, lease))
-            rows = await db.execute_fetchall(
-                "UPDATE hw_jobs SET state = 'running', attempts = attempts + 1, worker = ?, "
-                "started_at = ?, lease_until = ? WHERE queue = ? AND id IN ("
-                "SELECT id FROM hw_jobs WHERE queue = ? AND state = 'queued' "
-                "ORDER BY priority DESC, run_at, rowid LIMIT ?) "
-                "RETURNING id, data, attempts, max_attempts, priority, run_at, rowid",
-                (worker, now, now + lease, queue, queue, limit),
+            room = await _room(db, queue, rate, now)
+            limit = min(limit, room.total)
+            tenants = [r[0] for r in await _fetch(db, _TENANTS, (queue,))] if limit > 0 else []
+            if not tenants:
+                return []
+            if len(tenants) > 1 or room.caps is not None:
+                claimed = await self._claim_in_turns(db, queue, tenants, limit, room.caps)
+            else:
+                claimed = await _fetch(db, _BEST, (queue, limit))
+            rows = await _fetch(
+                db,
+                "UPDATE hw_jobs SET state = 'running', attempts = attempts + 1, worker = ?, "  # noqa: S608
+                f"started_at = ?, lease_until = ? WHERE queue = ? AND id IN "
+                f"({','.join('?' * len(claimed))}) RETURNING id, data, attempts, max_attempts",
+                (worker, now, now + lease, queue, *(r[0] for r in claimed)),
             )
-        rows = sorted(rows, key=lambda r: (-r[4], r[5], r[6]))  # RETURNING has no order
-        return [Claimed(r[0], queue, r[1], r[2], r[3]) for r in rows]
+            if rate is not None and claimed:
+                await db.executemany(
+                    "INSERT INTO hw_job_starts (queue, tenant, at) VALUES (?, ?, ?)",
+                    [(queue, r[1], now) for r in claimed],
+                )
+        by_id = {r[0]: r for r in rows}
+        return [Claimed(r[0], queue, *by_id[r[0]][1:]) for r in claimed]
 
     async def _claim_in_turns(
         self,
@@ -281,41 +333,63 @@ class SQLiteJobBackend(JobBackend):
         queue: str,
         tenants: list[str],
         limit: int,
-        run: tuple[str, float, float],
-    ) -> list[Claimed]:
-        """Each tenant gives up to ceil(limit / tenants) jobs, served in turn after the one
-        served last; what is left of ``limit`` is filled in plain priority order."""
+        caps: dict[str, int] | None,
+    ) -> list[Any]:
+        """Each tenant gives up to ceil(limit / tenants) jobs (and no more than its rate
+        limit leaves), served in turn after the one served last; what is left of
+        ``limit`` is filled in priority order (tenant by tenant under a per-tenant
+        limit). Returns (id, tenant) rows in the order to start them."""
         after = self._after.get(queue, "")
         turn = [t for t in tenants if t > after] + [t for t in tenants if t <= after]
         per = -(-limit // len(turn))
+
+        def cap(tenant: str) -> int:
+            return limit if caps is None else max(caps[tenant], 0)
+
         picked: list[tuple[int, int, str, str]] = []
         for pos, tenant in enumerate(turn):
-            rows = await _fetch(db, _BEST_OF_TENANT, (queue, tenant, per))
+            rows = await _fetch(db, _BEST_OF_TENANT, (queue, tenant, min(per, cap(tenant))))
             picked += [(rank, pos, tenant, r[0]) for rank, r in enumerate(rows)]
         picked = sorted(picked)[:limit]
         if picked:
             self._after[queue] = picked[-1][2]
-        ids = [p[3] for p in picked]
-        if len(ids) < limit:
-            marks = ",".join("?" * len(ids))
-            rows = await _fetch(
+        out = [(p[3], p[2]) for p in picked]
+        if len(out) < limit:
+            out += await self._fill(db, queue, turn, limit, out, None if caps is None else cap)
+        return out
+
+    async def _fill(
+        self,
+        db: aiosqlite.Connection,
+        queue: str,
+        turn: list[str],
+        limit: int,
+        taken: list[tuple[str, str]],
+        cap: Callable[[str], int] | None,
+    ) -> list[Any]:
+        marks = ",".join("?" * len(taken))
+        ids = [t[0] for t in taken]
+        if cap is None:
+            return await _fetch(
                 db,
-                "SELECT id FROM hw_jobs WHERE queue = ? AND state = 'queued' "  # noqa: S608
+                "SELECT id, tenant FROM hw_jobs WHERE queue = ? AND state = 'queued' "  # noqa: S608
                 f"AND id NOT IN ({marks}) ORDER BY priority DESC, run_at, rowid LIMIT ?",
-                (queue, *ids, limit - len(ids)),
+                (queue, *ids, limit - len(taken)),
             )
-            ids += [r[0] for r in rows]
-        worker, now, lease = run
-        marks = ",".join("?" * len(ids))
-        rows = await _fetch(
-            db,
-            "UPDATE hw_jobs SET state = 'running', attempts = attempts + 1, worker = ?, "  # noqa: S608
-            f"started_at = ?, lease_until = ? WHERE queue = ? AND id IN ({marks}) "
-            "RETURNING id, data, attempts, max_attempts",
-            (worker, now, now + lease, queue, *ids),
-        )
-        by_id = {r[0]: r for r in rows}
-        return [Claimed(i, queue, by_id[i][1], by_id[i][2], by_id[i][3]) for i in ids]
+        more: list[Any] = []
+        for tenant in turn:
+            room = min(cap(tenant) - sum(1 for t in taken if t[1] == tenant), limit - len(taken))
+            if room > 0:
+                more += await _fetch(
+                    db,
+                    "SELECT id, tenant FROM hw_jobs WHERE queue = ? AND state = 'queued' "  # noqa: S608
+                    f"AND tenant = ? AND id NOT IN ({marks}) "
+                    "ORDER BY priority DESC, run_at, rowid LIMIT ?",
+                    (queue, tenant, *ids, room),
+                )
+            if len(taken) + len(more) >= limit:
+                break
+        return more[: limit - len(taken)]
 
     async def heartbeat(
         self, queue: str, worker: str, leases: Sequence[Lease], lease: float

@@ -16,6 +16,10 @@ KEYS[8]  cancelled zset (score = finish ms)         KEYS[9]  tenants set
 ARGV[1]  job key prefix   ARGV[2]  worker id        ARGV[3]  N   ARGV[4]  lease (ms)
 ARGV[5]  error text recorded for a job that lost its lease after its last attempt
 ARGV[6]  the tenant the worker's previous claim ended with ('' = none)
+ARGV[7]  rate limit: starts per period in the queue (-1 = none)   ARGV[8]  period (ms)
+ARGV[9]  rate limit: starts per period per tenant (-1 = none; jobs without one share '')
+         Starts are counted in <prefix>:{queue}:starts and :starts:<tenant> (zsets of
+         the last period's starts); a tenant gives no more than its limit leaves.
 Returns  a flat array: the tenant this claim ended with, then 4 values per claimed job:
          id, data, attempt, max attempts.
 ]]
@@ -62,8 +66,22 @@ if redis.call('EXISTS', KEYS[4]) == 1 then return {ARGV[6]} end
 
 local n = tonumber(ARGV[3])
 local popped, last = {}, ARGV[6]
+local q_limit, period, t_limit = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local starts = base .. 'starts'
+if q_limit >= 0 then
+  redis.call('ZREMRANGEBYSCORE', starts, '-inf', now - period)
+  n = math.min(n, q_limit - redis.call('ZCARD', starts))
+  if n <= 0 then return {last} end
+end
+local function room(name)  -- what the tenant's own limit leaves (n when none)
+  if t_limit < 0 then return n end
+  local key = starts .. ':' .. name
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - period)
+  return t_limit - redis.call('ZCARD', key)
+end
+local source = {}  -- job id -> tenant ('' = none), for the start marks
 local tenants = redis.call('SMEMBERS', KEYS[9])
-if #tenants == 0 then
+if #tenants == 0 and t_limit < 0 then
   popped = redis.call('ZPOPMIN', KEYS[1], n)
 else
   -- Sources in turn after ARGV[6]: tenants sorted; '' (no tenant) sorts first.
@@ -74,15 +92,19 @@ else
   local order = {}
   for _, name in ipairs(names) do if name > ARGV[6] then order[#order + 1] = name end end
   for _, name in ipairs(names) do if name <= ARGV[6] then order[#order + 1] = name end end
-  local per = math.ceil(n / #order)
+  local per = math.ceil(n / math.max(#order, 1))
+  local left = {}
+  for _, name in ipairs(order) do left[name] = room(name) end
   for pass = 1, 2 do
     for _, name in ipairs(order) do
-      local want = n - #popped / 2
+      local want = math.min(n - #popped / 2, left[name])
       if pass == 1 then want = math.min(per, want) end
       if want > 0 then
         local zset = name == '' and KEYS[1] or base .. 'rt:' .. name
         local got = redis.call('ZPOPMIN', zset, want)
+        left[name] = left[name] - #got / 2
         for i = 1, #got do popped[#popped + 1] = got[i] end
+        for i = 1, #got, 2 do source[got[i]] = name end
         if #got > 0 and pass == 1 then last = name end
         if name ~= '' and redis.call('EXISTS', zset) == 0 then
           redis.call('SREM', KEYS[9], name)
@@ -106,6 +128,16 @@ for i = 1, #popped, 2 do
     out[#out + 1] = v[1]
     out[#out + 1] = attempt
     out[#out + 1] = tonumber(v[2])
+    if q_limit >= 0 or t_limit >= 0 then  -- count the start (member: id and attempt)
+      local mark = id .. ':' .. attempt
+      redis.call('ZADD', starts, now, mark)
+      redis.call('PEXPIRE', starts, period)
+      if t_limit >= 0 then
+        local key = starts .. ':' .. (source[id] or '')
+        redis.call('ZADD', key, now, mark)
+        redis.call('PEXPIRE', key, period)
+      end
+    end
   end
 end
 -- Jobs left behind: pass the wake-up on to another idle worker.

@@ -1,4 +1,4 @@
--- headway job store, PostgreSQL flavour: the migration to version 1.
+-- headway job store, PostgreSQL flavour: the migration to version 2.
 --
 -- Applied by PostgresJobBackend.open() under a transaction-level advisory lock (so several
 -- processes starting together do not race) when __SCHEMA__.meta says an older version.
@@ -10,10 +10,10 @@
 --   enqueue and never changed. `seq` keeps FIFO order among equal (priority, run_at).
 --   `tenant` ('' = none) is what claims take turns between; `unique_key` + `unique_until`
 --   hold a unique job's slot; `cancel` records a cancel request for a running job.
--- queues: every queue seen; whether it is paused; its rate limit (`rate_n` starts per
---   `rate_period` seconds, across workers; `rate_key_n` the same per tenant).
--- rate_marks: the start times counted against a queue's rate limit (a sliding window).
--- tenant_turns: where each queue's round-robin over tenants stands.
+-- queues: every queue seen, and whether it is paused (its row is also the lock that
+--   claims of a rate-limited queue take).
+-- rate_marks: the starts counted against a queue's rate limit (a sliding window; the
+--   limit itself is declared in code, `jobs.rate_limit(...)`, and passed to claim).
 CREATE SCHEMA IF NOT EXISTS __SCHEMA__;
 
 CREATE TABLE IF NOT EXISTS __SCHEMA__.meta (
@@ -63,11 +63,7 @@ CREATE INDEX IF NOT EXISTS jobs_unique ON __SCHEMA__.jobs (queue, unique_key)
 
 CREATE TABLE IF NOT EXISTS __SCHEMA__.queues (
     name        text    PRIMARY KEY,
-    paused      boolean NOT NULL DEFAULT false,
-    rate_n      integer,
-    rate_period float8,
-    rate_key_n  integer,
-    last_tenant text    NOT NULL DEFAULT ''
+    paused      boolean NOT NULL DEFAULT false
 );
 
 CREATE TABLE IF NOT EXISTS __SCHEMA__.rate_marks (
@@ -170,15 +166,22 @@ END $$;
 -- starting after p_after (the tenant the worker's last claim ended with), and what is
 -- left of p_limit is filled in plain priority order. Rows are locked with SKIP LOCKED, so
 -- concurrent claims never wait for each other nor share a job.
+-- Rate limit (p_rate_n and/or p_key_n starts per p_period seconds, NULL = none): the
+-- queue row is locked for the claim (claims of a limited queue take turns), the starts
+-- of the last period (rate_marks) are counted, p_limit is lowered to what is left, and
+-- a tenant (key) gives no more than what is left of its own limit.
 -- Returns the claimed jobs, o_pos giving the order in which to start them.
+DROP FUNCTION IF EXISTS __SCHEMA__.claim(text, text, integer, float8, text, text);
 CREATE OR REPLACE FUNCTION __SCHEMA__.claim(
-    p_queue text, p_worker text, p_limit integer, p_lease float8, p_lost text, p_after text
+    p_queue text, p_worker text, p_limit integer, p_lease float8, p_lost text, p_after text,
+    p_rate_n integer, p_period float8, p_key_n integer
 ) RETURNS TABLE (o_id text, o_data bytea, o_attempt integer, o_max integer, o_tenant text,
                  o_pos bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
     t float8 := __SCHEMA__.now_s();
     tenants text[];
+    caps integer[];
     per integer;
     got integer := 0;
 BEGIN
@@ -201,6 +204,18 @@ BEGIN
     IF EXISTS (SELECT 1 FROM __SCHEMA__.queues q WHERE q.name = p_queue AND q.paused) THEN
         RETURN;
     END IF;
+    IF p_rate_n IS NOT NULL OR p_key_n IS NOT NULL THEN
+        PERFORM 1 FROM __SCHEMA__.queues q WHERE q.name = p_queue FOR UPDATE;
+        t := __SCHEMA__.now_s();  -- after the wait for the lock
+        DELETE FROM __SCHEMA__.rate_marks m WHERE m.queue = p_queue AND m.at <= t - p_period;
+        IF p_rate_n IS NOT NULL THEN
+            p_limit := least(p_limit, p_rate_n -
+                (SELECT count(*) FROM __SCHEMA__.rate_marks m WHERE m.queue = p_queue));
+        END IF;
+    END IF;
+    IF p_limit <= 0 THEN
+        RETURN;
+    END IF;
     -- The tenants with ready jobs (a loose index scan of jobs_ready).
     WITH RECURSIVE ten(tenant) AS (
         (SELECT s.tenant FROM __SCHEMA__.jobs s WHERE s.queue = p_queue AND s.state = 'queued'
@@ -215,7 +230,38 @@ BEGIN
     IF tenants IS NULL THEN
         RETURN;
     END IF;
-    IF array_length(tenants, 1) > 1 THEN
+    IF p_key_n IS NOT NULL THEN
+        -- Each tenant's room under its limit; the claim is then a round robin within it.
+        SELECT array_agg(x.tenant), array_agg(x.room) INTO tenants, caps FROM (
+            SELECT ten.tenant, p_key_n - coalesce(u.used, 0) AS room
+            FROM unnest(tenants) AS ten(tenant)
+            LEFT JOIN (SELECT m.tenant, count(*) AS used FROM __SCHEMA__.rate_marks m
+                       WHERE m.queue = p_queue GROUP BY m.tenant) u ON u.tenant = ten.tenant
+        ) x WHERE x.room > 0;
+        IF tenants IS NULL THEN
+            RETURN;
+        END IF;
+        RETURN QUERY
+        WITH cand AS (
+            SELECT c.id, c.tenant,
+                   row_number() OVER (PARTITION BY c.tenant
+                                      ORDER BY c.priority DESC, c.run_at, c.seq) AS rn
+            FROM unnest(tenants, caps) AS ten(tenant, room)
+            CROSS JOIN LATERAL (
+                SELECT s.id, s.tenant, s.priority, s.run_at, s.seq FROM __SCHEMA__.jobs s
+                WHERE s.queue = p_queue AND s.state = 'queued' AND s.tenant = ten.tenant
+                ORDER BY s.priority DESC, s.run_at, s.seq LIMIT least(ten.room, p_limit)
+                FOR UPDATE SKIP LOCKED) c
+        ), picked AS (
+            SELECT cand.id, row_number() OVER (
+                       ORDER BY cand.rn, cand.tenant <= p_after, cand.tenant) AS pos
+            FROM cand ORDER BY pos LIMIT p_limit
+        )
+        UPDATE __SCHEMA__.jobs j SET state = 'running', attempts = j.attempts + 1,
+            worker = p_worker, started_at = t, lease_until = t + p_lease
+        FROM picked WHERE j.queue = p_queue AND j.id = picked.id
+        RETURNING j.id, j.data, j.attempts, j.max_attempts, j.tenant, picked.pos;
+    ELSIF array_length(tenants, 1) > 1 THEN
         per := ceil(p_limit::numeric / array_length(tenants, 1));
         RETURN QUERY
         WITH cand AS (
@@ -238,11 +284,24 @@ BEGIN
         FROM picked WHERE j.queue = p_queue AND j.id = picked.id
         RETURNING j.id, j.data, j.attempts, j.max_attempts, j.tenant, picked.pos;
         GET DIAGNOSTICS got = ROW_COUNT;
-    END IF;
-    IF got >= p_limit THEN
-        RETURN;
-    END IF;
-    IF array_length(tenants, 1) = 1 THEN  -- one tenant: its index order
+        IF got < p_limit THEN
+            RETURN QUERY  -- what the turns left of p_limit, in plain priority order
+            WITH locked AS (
+                SELECT s.id, s.priority, s.run_at, s.seq FROM __SCHEMA__.jobs s
+                WHERE s.queue = p_queue AND s.state = 'queued'
+                ORDER BY s.priority DESC, s.run_at, s.seq LIMIT p_limit - got
+                FOR UPDATE SKIP LOCKED
+            ), picked AS (
+                SELECT locked.id, got + row_number() OVER (
+                           ORDER BY locked.priority DESC, locked.run_at, locked.seq) AS pos
+                FROM locked
+            )
+            UPDATE __SCHEMA__.jobs j SET state = 'running', attempts = j.attempts + 1,
+                worker = p_worker, started_at = t, lease_until = t + p_lease
+            FROM picked WHERE j.queue = p_queue AND j.id = picked.id
+            RETURNING j.id, j.data, j.attempts, j.max_attempts, j.tenant, picked.pos;
+        END IF;
+    ELSE  -- one tenant: its index order
         RETURN QUERY
         WITH locked AS (
             SELECT s.id, s.priority, s.run_at, s.seq FROM __SCHEMA__.jobs s
@@ -258,21 +317,11 @@ BEGIN
             worker = p_worker, started_at = t, lease_until = t + p_lease
         FROM picked WHERE j.queue = p_queue AND j.id = picked.id
         RETURNING j.id, j.data, j.attempts, j.max_attempts, j.tenant, picked.pos;
-        RETURN;
     END IF;
-    RETURN QUERY  -- what the turns left of p_limit, in plain priority order
-    WITH locked AS (
-        SELECT s.id, s.priority, s.run_at, s.seq FROM __SCHEMA__.jobs s
-        WHERE s.queue = p_queue AND s.state = 'queued'
-        ORDER BY s.priority DESC, s.run_at, s.seq LIMIT p_limit - got
-        FOR UPDATE SKIP LOCKED
-    ), picked AS (
-        SELECT locked.id, got + row_number() OVER (
-                   ORDER BY locked.priority DESC, locked.run_at, locked.seq) AS pos
-        FROM locked
-    )
-    UPDATE __SCHEMA__.jobs j SET state = 'running', attempts = j.attempts + 1,
-        worker = p_worker, started_at = t, lease_until = t + p_lease
-    FROM picked WHERE j.queue = p_queue AND j.id = picked.id
-    RETURNING j.id, j.data, j.attempts, j.max_attempts, j.tenant, picked.pos;
+    IF p_rate_n IS NOT NULL OR p_key_n IS NOT NULL THEN
+        INSERT INTO __SCHEMA__.rate_marks (queue, tenant, at)
+        SELECT p_queue, j.tenant, t FROM __SCHEMA__.jobs j
+        WHERE j.queue = p_queue AND j.state = 'running' AND j.lease_until = t + p_lease
+          AND j.worker = p_worker AND j.started_at = t;
+    END IF;
 END $$;

@@ -39,6 +39,13 @@ CREATE INDEX IF NOT EXISTS hw_jobs_claim ON hw_jobs (queue, state, priority DESC
 CREATE INDEX IF NOT EXISTS hw_jobs_due ON hw_jobs (queue, state, run_at);
 CREATE INDEX IF NOT EXISTS hw_jobs_done ON hw_jobs (queue, state, finished_at);
 CREATE INDEX IF NOT EXISTS hw_jobs_id ON hw_jobs (id);
+-- hw_job_starts: job starts of rate-limited queues, counted over the limit's period.
+CREATE TABLE IF NOT EXISTS hw_job_starts (
+    queue  TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    at     REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS hw_job_starts_at ON hw_job_starts (queue, at);
 CREATE TABLE IF NOT EXISTS hw_job_queues (
     name   TEXT    PRIMARY KEY,
     paused INTEGER NOT NULL DEFAULT 0
