@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from headway import registry
 from headway.workflows import constants
-from headway.workflows.base import WorkflowBackend
+from headway.workflows.base import StepMove, WorkflowBackend
 from headway.workflows.core import Workflows
 from headway.workflows.definition import Step, Workflow, approval, chain, dag, group, step
 from headway.workflows.models import (
@@ -31,7 +31,6 @@ from headway.workflows.models import (
     ApprovalNotFound,
     ApprovalRecord,
     DefinitionError,
-    RunNotActive,
     RunNotFound,
     RunRecord,
     StepRecord,
@@ -54,10 +53,10 @@ __all__ = [
     "ApprovalNotFound",
     "ApprovalRecord",
     "DefinitionError",
-    "RunNotActive",
     "RunNotFound",
     "RunRecord",
     "Step",
+    "StepMove",
     "StepRecord",
     "Workflow",
     "WorkflowBackend",

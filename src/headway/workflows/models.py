@@ -120,10 +120,6 @@ class RunNotFound(WorkflowError, LookupError):
     """No run with that id for this tenant (HTTP 404)."""
 
 
-class RunNotActive(WorkflowError):
-    """The run already ended (completed, failed or cancelled) (HTTP 409)."""
-
-
 class ApprovalNotFound(WorkflowError, LookupError):
     """No approval with that id for this tenant (HTTP 404)."""
 
