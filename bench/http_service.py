@@ -1,6 +1,9 @@
 """HTTP figures of the reference service on Redis + PostgreSQL, next to a bare FastAPI app.
 
-    python bench/http.py [--seconds 10] [--workers 2]
+    python bench/http_service.py [--seconds 10] [--workers 2]
+
+(Not ``bench/http.py``: a script of that name would shadow the standard library's
+``http`` for every bench run from this folder.)
 
 Both apps run under uvicorn with ``--workers N`` on 127.0.0.1 and are loaded by ``wrk``
 (a separate process): the service's cheapest cached read (``GET /api/v2/posts/{id}``,
@@ -16,32 +19,28 @@ Needs ``wrk`` (``apt-get install wrk``), Redis at 127.0.0.1:6379 and PostgreSQL 
 at the end.
 """
 
-# This file is bench/http.py: run as a script, its folder comes first on sys.path, where
-# it would shadow the standard library's ``http`` for every import below. Drop it first.
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
 import sys
+import tempfile
+import uuid
 from pathlib import Path
+from typing import Any
 
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+import httpx
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import uuid  # noqa: E402
-from typing import Any  # noqa: E402
-
-import httpx  # noqa: E402
-
-from headway import Settings  # noqa: E402
-from headway.connections import Connections  # noqa: E402
-from headway.demo.seed import seed  # noqa: E402
-from headway.loadtest.service import (  # noqa: E402
+from headway import Settings
+from headway.connections import Connections
+from headway.demo.seed import seed
+from headway.loadtest.service import (
     HeadwayProcess,
     free_port,
     start_process,
@@ -271,7 +270,7 @@ def main() -> None:
     parser.add_argument("--submits", type=int, default=400)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        sys.exit("bench/http.py needs wrk (apt-get install wrk)")
+        sys.exit("bench/http_service.py needs wrk (apt-get install wrk)")
     schema, prefix = f"bench_http_{uuid.uuid4().hex[:8]}", f"benchhttp-{uuid.uuid4().hex[:8]}"
     asyncio.run(_pg(f'CREATE SCHEMA "{schema}"'))
     try:
@@ -287,7 +286,7 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "bench": "http",
+                "bench": "http_service",
                 "machine": machine(),
                 "workers": args.workers,
                 "service_cached_read": read,
