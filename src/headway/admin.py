@@ -20,6 +20,7 @@ def config_view(settings: Settings) -> dict[str, Any]:
         module = target.partition(":")[0]
         if importlib.util.find_spec(module) is not None:
             importlib.import_module(module)  # registers the capability's settings section
+    importlib.import_module("headway.dashboard")  # HEADWAY_DASHBOARD_*
     view = settings.public_view()
     for section in SECTIONS.values():
         view.update(public_view(load_section(section)))

@@ -69,7 +69,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     app = "tests.dashboard.browser_app:create"
     command = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--log-level", "warning"]
-    log = (tmp / "server.log").open("wb")
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = (ARTIFACTS / "server.log").open("wb")
     proc = subprocess.Popen(command, cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -81,7 +82,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the server did not start:\n" + (tmp / "server.log").read_text())
+                pytest.fail("the server did not start:\n" + (ARTIFACTS / "server.log").read_text())
             time.sleep(0.1)
         yield base
     finally:
@@ -188,6 +189,7 @@ def test_retry_a_failed_job_and_see_it_succeed(page: Page, server: str) -> None:
 
 def test_toggle_a_flag_and_see_the_evaluation_change(page: Page) -> None:
     page.get_by_role("link", name="Flags").click()
+    expect(page.get_by_role("heading", name="Feature flags")).to_be_visible()
     shot(page, "flags")
     page.get_by_role("link", name="ai-recommendations").click()
     page.get_by_label("User", exact=True).fill("user-7")
@@ -266,4 +268,19 @@ def test_dark_theme_and_keyboard(browser: object, server: str, page: Page) -> No
     dark.keyboard.press("Enter")
     expect(dark.get_by_role("heading", name="Overview")).to_be_visible()
     shot(dark, "overview-dark")
+    context.close()
+
+
+def test_works_without_javascript(browser: object, server: str, page: Page) -> None:
+    context = browser.new_context(  # type: ignore[attr-defined]
+        base_url=server, viewport={"width": 1280, "height": 860}, java_script_enabled=False
+    )
+    context.add_cookies(page.context.cookies())
+    plain = context.new_page()
+    plain.goto(f"{UI}/jobs")
+    row = plain.locator('#queues tr[data-queue="low"]')
+    row.get_by_role("button", name="Pause").click()  # a plain form POST, then a redirect
+    expect(plain.get_by_role("status")).to_have_text("Queue low paused.")
+    plain.locator('#queues tr[data-queue="low"]').get_by_role("button", name="Resume").click()
+    expect(plain.get_by_role("status")).to_have_text("Queue low resumed.")
     context.close()
