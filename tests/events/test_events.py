@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.conftest import backend_params
-from tests.events.conftest import MakeHub, eventually
+from tests.events.conftest import MakeHub, eventually, free_port
 
-from headway import Headway
-from headway.events import Event, EventError
+from headway import BackendUnavailableError, Headway
+from headway.events import Event, EventError, Events
 from headway.jobs import SUCCEEDED
 
 pytestmark = pytest.mark.parametrize("backend", backend_params("memory"))
@@ -153,3 +154,11 @@ async def test_broadcast_events_reach_their_channels(make_hub: MakeHub) -> None:
     assert [(m.event, m.data) for m in r.messages] == [
         ("OrderPlaced", b'{"tenant_id":7,"order_id":1,"at":null}')
     ]
+
+
+async def test_an_unreachable_backend_is_a_clear_error(backend: str, tmp_path: Path) -> None:
+    hw = Headway(data_dir=tmp_path, connect_timeout=0.2)
+    hw.add(Events(hw, f"redis://127.0.0.1:{free_port()}/0"))
+    with pytest.raises(BackendUnavailableError, match="did not answer"):
+        await hw.start()
+    await hw.stop()

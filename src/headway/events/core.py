@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from headway import registry
 from headway.capability import Capability, Readiness
+from headway.errors import BackendUnavailableError
 from headway.events.base import CHANNEL, NAME_RE, EventBackend, Message
 from headway.events.fanout import Client, Fanout
 from headway.events.model import EventError, Prepared, decode, known_event, prepare, register_event
 from headway.events.settings import EventsSettings
-from headway.settings import load_section
+from headway.settings import load_section, mask_url
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -29,6 +30,16 @@ log = logging.getLogger("headway.events")
 F = TypeVar("F", bound=Callable[..., Any])
 Authorizer = Callable[["HTTPConnection", str], "bool | Awaitable[bool]"]
 LISTENER_TASK = "headway.events.listener"
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """A connection-level failure (server down, reset) rather than a bug."""
+    if isinstance(exc, OSError | ConnectionError | TimeoutError):
+        return True
+    names = {k.__name__ for k in type(exc).__mro__}
+    return any("Connection" in n for n in names) or bool(
+        names & {"OperationalError", "InterfaceError", "CannotConnectNowError"}
+    )
 
 
 class UnknownListener(LookupError):
@@ -91,11 +102,16 @@ class Events(Capability):
         self._feed = asyncio.create_task(backend.listen(self.fanout.deliver, on_ready))
         self._beat = asyncio.create_task(self.fanout.beat(self.settings.heartbeat))
         self._backend = backend
+        wait = max(1.0, 2 * self.hw.settings.connect_timeout)
         try:
-            async with asyncio.timeout(max(5.0, self.hw.settings.connect_timeout)):
+            async with asyncio.timeout(wait):
                 await ready.wait()
-        except BaseException:
+        except BaseException as exc:
             await self.stop()
+            if isinstance(exc, TimeoutError):
+                raise BackendUnavailableError(
+                    f"events backend {mask_url(self.url)} did not answer within {wait:.0f} s"
+                ) from None
             raise
 
     async def stop(self) -> None:
@@ -214,7 +230,15 @@ class Events(Capability):
             raise EventError(f"the data of {event} is not JSON-serialisable: {exc}") from None
         if len(raw) > self.settings.max_payload:
             raise EventError(f"{event} is {len(raw)} bytes, above HEADWAY_EVENTS_MAX_PAYLOAD")
-        msg = await self.backend.publish(channel, event, raw)
+        return await self._publish(channel, event, raw)
+
+    async def _publish(self, channel: str, event: str, data: bytes) -> Message:
+        try:
+            msg = await self.backend.publish(channel, event, data)
+        except Exception as exc:
+            if _unavailable(exc):
+                raise BackendUnavailableError(f"events backend unavailable: {exc}") from exc
+            raise
         if self.metrics is not None:
             self.metrics.published.inc()
         return msg
@@ -254,9 +278,7 @@ class Events(Capability):
         if self.metrics is not None:
             self.metrics.dispatched.labels(prepared.name).inc()
         for channel in prepared.channels:
-            await self.backend.publish(channel, prepared.name, prepared.data)
-            if self.metrics is not None:
-                self.metrics.published.inc()
+            await self._publish(channel, prepared.name, prepared.data)
         listeners = self._listeners_for(type(prepared.event))
         queued = [lis for lis in listeners if lis.queued]
         if queued:

@@ -32,7 +32,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from headway.events.base import CHANNEL, Message, Offset
+from headway.events.base import CHANNEL, Message, Offset, Replay
 from headway.events.fanout import SLOW_CONSUMER, Client, parse_cursor
 from headway.web.errors import error_body
 from headway.web.responses import ORJSONResponse
@@ -131,7 +131,13 @@ class Stream:
             await self.write(msg, event_frame(msg), msg.event)
 
     async def _replay(self, channel: str, after: Offset | None, initial: bool = False) -> None:
-        replay = await self.events.backend.replay(channel, after)
+        try:
+            replay = await self.events.backend.replay(channel, after)
+        except Exception as exc:  # history unreadable: the client reloads instead
+            log.warning(
+                "could not read the history of %s (%s): client told to reload", channel, exc
+            )
+            replay = Replay(None, lost=after is not None)
         if after is None:
             self.client.last[channel] = replay.head
             return

@@ -14,6 +14,7 @@ connection of the hub's shared engine for as long as the hub runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from sqlalchemy import text
 from headway.events.base import EventBackend, Message, Offset, Replay, missed_since
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
     from headway.connections import Connections
     from headway.events.settings import EventsSettings
@@ -78,6 +79,7 @@ class PostgresEventBackend(EventBackend):
     def __init__(self, url: str, connections: Connections | None, settings: EventsSettings) -> None:
         super().__init__(url, connections, settings)
         self.feed = ""
+        self.listener_pid: int | None = None  # server pid of the LISTEN connection
         self._own: AsyncEngine | None = None
 
     @property
@@ -123,9 +125,15 @@ class PostgresEventBackend(EventBackend):
     ) -> None:
         await self.open()
         pause = 0.1
+
+        def ready() -> None:
+            nonlocal pause
+            pause = 0.1
+            on_ready()
+
         while True:
             try:
-                await self._listen_once(on_message, on_ready)
+                await self._listen_once(on_message, ready)
             except (OSError, ConnectionError, TimeoutError) as exc:
                 log.warning("events feed lost (%s); reconnecting in %.1f s", exc, pause)
             except Exception as exc:
@@ -151,18 +159,36 @@ class PostgresEventBackend(EventBackend):
                 log.warning("ignored a malformed notification on %s", self.feed)
 
         self._pending: set[asyncio.Future[None]] = set()
+        closed = asyncio.Event()
         async with self.engine.connect() as conn:
-            raw = (await conn.get_raw_connection()).driver_connection
-            assert raw is not None
-            await raw.add_listener(self.feed, notified)
             try:
-                on_ready()
-                while True:  # a lost connection shows up as a failing query
-                    await asyncio.sleep(2.0)
-                    await raw.execute("SELECT 1")
-            finally:
-                if not raw.is_closed():
-                    await raw.remove_listener(self.feed, notified)
+                await self._listen_on(conn, closed, notified, on_ready)
+            except BaseException:
+                await conn.invalidate()  # never hand a broken connection back to the pool
+                raise
+
+    async def _listen_on(
+        self,
+        conn: AsyncConnection,
+        closed: asyncio.Event,
+        notified: Callable[..., None],
+        on_ready: Callable[[], None],
+    ) -> None:
+        raw = (await conn.get_raw_connection()).driver_connection
+        assert raw is not None
+        raw.add_termination_listener(lambda _conn: closed.set())
+        await raw.add_listener(self.feed, notified)
+        self.listener_pid = raw.get_server_pid()
+        try:
+            on_ready()
+            while True:  # a lost connection: the termination callback, or a failing query
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(2.0):
+                        await closed.wait()
+                await raw.execute("SELECT 1")
+        finally:
+            if not raw.is_closed():
+                await raw.remove_listener(self.feed, notified)
 
     async def _fetch(self, header: str, on_message: Callable[[Message], None]) -> None:
         try:

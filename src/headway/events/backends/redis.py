@@ -102,9 +102,15 @@ class RedisEventBackend(EventBackend):
             on_message(msg)
 
         pause = 0.1
+
+        def ready() -> None:
+            nonlocal pause
+            pause = 0.1
+            on_ready()
+
         while True:
             try:
-                await pubsub_listen(self.client, self.feed, deliver, on_subscribed=on_ready)
+                await pubsub_listen(self.client, self.feed, deliver, on_subscribed=ready)
             except (OSError, ConnectionError, TimeoutError) as exc:
                 log.warning("events feed lost (%s); reconnecting in %.1f s", exc, pause)
             except Exception as exc:
