@@ -322,3 +322,42 @@ async def test_webhook_endpoints_deliveries_enable_and_replay(hooks: Headway, ad
     finally:
         worker.stop()
         await task
+
+
+@pytest.mark.usefixtures("hooks")
+async def test_bad_input_is_a_clear_answer_never_a_500(admin: Admin) -> None:
+    await admin.login()
+    pages = [
+        "/jobs/list?state=bogus", "/jobs/list?queue=%00&state=failed", "/jobs/list?offset=-9",
+        "/jobs/list?offset=x&q=" + "z" * 500, "/jobs/job/" + "x" * 300, "/flags/nope",
+        "/flags/%20bad%20key", "/workflows?state=bogus", "/workflows/runs/nope",
+        "/webhooks?tenant=" + "t" * 300, "/webhooks/endpoints/nope",
+        "/webhooks/endpoints/x?tenant=a",
+        "/breakers/live", "/audit?action=" + "a" * 300, "/static/nope.js",
+    ]  # fmt: skip
+    for path in pages:
+        r = await admin.client.get(UI + path)
+        assert r.status_code < 500, (path, r.status_code, r.text[:200])
+    actions = [
+        ("/jobs/clean", {"state": "failed", "older_than_hours": "abc"}),
+        ("/jobs/clean", {"state": "failed", "older_than_hours": "-1"}),
+        ("/jobs/queues/bad%20name!/pause", {}),
+        ("/flags/nope/toggle", {}),
+        ("/flags/enable-x/rollout", {"rollout": "lots"}),
+        ("/flags-new", {"key": "bad key!"}),
+        ("/flags/x/targets", {"kind": "maybe"}),
+        ("/workflows/approvals/nope/approve", {}),
+        ("/workflows/runs/nope/cancel", {}),
+        ("/webhooks/endpoints/nope/enable", {"tenant": ""}),
+        ("/webhooks/endpoints/nope/replay", {"tenant": "acme", "since_hours": "x"}),
+        ("/cache/clear-tenant", {"tenant": ""}),
+    ]
+    for path, form in actions:
+        r = await admin.post(path, **form)
+        assert r.status_code == 303, (path, r.status_code, r.text[:200])
+        page = await admin.client.get(r.headers["location"])
+        assert page.status_code < 500 and "error:" in page.text, path
+    r = await admin.client.post(
+        f"{UI}/jobs/clean", content=b"\xff\xfe", headers={"X-CSRF-Token": admin.csrf}
+    )
+    assert r.status_code == 400

@@ -31,12 +31,15 @@ def endpoint_url(tenant: str, endpoint_id: str) -> str:
 def add(d: Dashboard) -> None:
     if not d.has("webhooks"):
         return
-    from headway.webhooks.models import EndpointNotFound
+    from headway.webhooks.models import EndpointNotFound, WebhookError
 
     @page(d, "/webhooks")
     async def webhooks(request: Request, session: Session) -> Response:
         tenant = (request.query_params.get("tenant") or "").strip()[:200]
-        endpoints = await d.hw.webhooks.list_endpoints(tenant) if tenant else []
+        try:
+            endpoints = await d.hw.webhooks.list_endpoints(tenant) if tenant else []
+        except WebhookError as exc:
+            raise HTTPError(400, "bad_request", str(exc)) from None
         return d.render(request, session, "webhooks.html", tenant=tenant, endpoints=endpoints)
 
     @page(d, "/webhooks/endpoints/{endpoint_id}")
@@ -52,6 +55,8 @@ def add(d: Dashboard) -> None:
             )  # fmt: skip
         except EndpointNotFound as exc:
             raise HTTPError(404, "not_found", str(exc)) from None
+        except WebhookError as exc:  # a tenant or id the store refuses
+            raise HTTPError(400, "bad_request", str(exc)) from None
         return d.render(
             request, session, "webhook.html", tenant=tenant, endpoint=found, deliveries=log,
             more=len(log) == DELIVERIES_SHOWN, url=endpoint_url(tenant, endpoint_id),
