@@ -239,8 +239,7 @@ class Workflows(Capability):
         for rec in run.steps.values():
             if rec.job_id and (rec.state == c.QUEUED or rec.started_at is None):
                 await self._live_step(run, rec)
-        run.state = run.display_state
-        return run
+        return _view(run)
 
     async def _live_step(self, run: RunRecord, rec: StepRecord) -> None:
         """A step's job as the job system sees it: running, and when it started (the
@@ -273,8 +272,7 @@ class Workflows(Capability):
         found = await self.backend.list_runs(
             tenant=_opt(tenant), state=stored, limit=limit, offset=offset
         )
-        for run in found:
-            run.state = run.display_state
+        found = [_view(r) for r in found]
         return [r for r in found if state is None or r.state == state]
 
     async def cancel(self, run_id: str, *, tenant: str | int | None = None) -> bool:
@@ -399,6 +397,19 @@ class Workflows(Capability):
         if isinstance(ref, dict) and self._engine is not None:
             text = f"{type(error).__name__}: {error}"[:2000]
             await self._engine.step_retrying(str(ref["run"]), str(ref["step"]), text, ctx.attempt)
+
+
+_CLOSED = {c.PENDING: c.SKIPPED, c.QUEUED: c.STEP_CANCELLED, c.WAITING: c.STEP_CANCELLED}
+
+
+def _view(run: RunRecord) -> RunRecord:
+    """The run as the read API shows it: ``waiting`` while a step waits for approval;
+    once it ended, the steps it left open as the engine closes them (just after)."""
+    run.state = run.display_state
+    if run.state in c.FINAL_RUN:
+        for rec in run.steps.values():
+            rec.state = _CLOSED.get(rec.state, rec.state)
+    return run
 
 
 def _opt(value: str | int | None) -> str | None:

@@ -303,8 +303,9 @@ class Engine:
             run.id, from_states=(c.RUNNING,), to_state=state, fields=fields
         )
         if won:
+            # a fresh read: a step claimed since ``run`` was read is closed too
+            run = await self.store.get_run(run.id) or run
             run.state, run.output, run.error = state, output, error
-            run.finished_at = fields["finished_at"]
             await self.close_open_steps(run)
             await self.fire(state, run, None)
         return won
@@ -312,19 +313,19 @@ class Engine:
     async def close_open_steps(self, run: RunRecord) -> None:
         """After the run ended: skip pending steps, cancel queued jobs and open approvals."""
         for rec in run.steps.values():
-            if rec.state == c.PENDING:
-                to_state = c.SKIPPED
-            elif rec.state in (c.QUEUED, c.WAITING):
+            was = rec.state
+            to_state = {c.PENDING: c.SKIPPED, c.QUEUED: c.STEP_CANCELLED}.get(was)
+            if was == c.WAITING:
                 to_state = c.STEP_CANCELLED
-            else:
-                continue
-            moved = await self.store.move_step(
-                run.id, rec.name, from_states=(rec.state,), to_state=to_state, fields={},
+            if to_state is None or not await self.store.move_step(
+                run.id, rec.name, from_states=(was,), to_state=to_state, fields={},
                 run_states=None,
-            )  # fmt: skip
-            if moved and rec.state == c.QUEUED and rec.job_id:
+            ):  # fmt: skip
+                continue
+            rec.state = to_state
+            if was == c.QUEUED and rec.job_id:
                 await self._cancel_job(rec)
-            if moved and rec.state == c.WAITING and rec.approval_id:
+            if was == c.WAITING and rec.approval_id:
                 await self.store.decide_approval(
                     rec.approval_id, to_state=c.APPROVAL_CANCELLED, by=None, at=time.time(),
                     comment=f"run {run.state}", unexpired=False,
