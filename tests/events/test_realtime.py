@@ -240,3 +240,36 @@ async def test_clients_catch_up_after_the_feed_was_down(memory_url: str, tmp_pat
         backend._listeners.append(hw.events.fanout.deliver)  # type: ignore[attr-defined]
         await hw.events.publish("room.1", "E", {"n": 5})
         assert [(await next_frame(ws))["data"]["n"] for _ in range(2)] == [4, 5]
+
+
+async def test_an_sse_client_that_does_not_read_is_dropped(memory_url: str, tmp_path: Path) -> None:
+    async with served(memory_url, tmp_path, client_buffer=8) as (hw, server):
+        sock = socket.socket()  # a raw client that sends its request and never reads
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        sock.sendall(b"GET /realtime/sse?channels=room.1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        try:
+            await eventually(lambda: len(hw.events.fanout.clients) == 1)
+            async with sse_client(server, "channels=room.1") as fast:
+                assert (await fast.next())["event"] == "ready"
+                got: list[int] = []
+
+                async def read_fast() -> None:
+                    while len(got) < 300:
+                        got.append((await fast.next())["data"]["data"]["i"])
+
+                reader = asyncio.create_task(read_fast())
+                for i in range(300):
+                    await hw.events.publish("room.1", "Blob", {"i": i, "pad": "x" * 16_000})
+                    await asyncio.sleep(0)
+                await asyncio.wait_for(reader, 30)
+                assert got == list(range(300))
+                await eventually(lambda: len(hw.events.fanout.clients) == 1)  # the fast one
+        finally:
+            sock.close()
+        async with httpx.AsyncClient(base_url=f"http://{server.base}") as client:
+            metrics = (await client.get("/metrics")).text
+        assert (
+            'headway_events_dropped_clients_total{reason="slow_consumer",transport="sse"} 1.0'
+            in (metrics)
+        )
