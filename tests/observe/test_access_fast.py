@@ -7,6 +7,7 @@ import io
 import itertools
 import json
 import logging
+import random
 from collections.abc import Iterator
 
 import pytest
@@ -169,3 +170,21 @@ async def _requests_and_records(make: Factory) -> None:
         "ts", "level", "logger", "msg", "request_id", "route", "status", "duration_ms", "bytes"
     ]  # fmt: skip
     assert access[-1]["tenant"] == "acme" and access[-1]["route"] == "/tenant/{tenant}"
+
+
+def test_fast_numbers_and_ids_equal_logging_lines() -> None:
+    """Durations across their range (the fast path writes them without orjson) and ids
+    that need JSON escaping (which the fast path leaves to the general one)."""
+    formatter = JsonFormatter(Redactor([SECRET]))
+    rng = random.Random(7)
+    durations = [0.0, 0.004, 0.005, 0.015, 0.125, 2.0, 1e9 - 0.001, 1e9, 3e15, 1e16]
+    durations += [rng.expovariate(1 / scale) for scale in (0.05, 5, 500, 5e6) for _ in range(250)]
+    ids = ["0123456789abcdef0123456789abcdef", 'q"uote', "back\\slash", "\u00e9t\u00e9", "a b"]
+    for i, ms in enumerate(durations):
+        ctx = RequestContext(ids[i % len(ids)], "GET", "/ping")
+        ctx.route = lambda: "unused"
+        entry = AccessEntry(
+            1_700_000_000 + i * 0.0311, 20, "headway.access", "GET", "/ping", 200, ms, i, ctx,
+            "/ping", None,
+        )  # fmt: skip
+        assert formatter.format_access(entry) == _via_logging(formatter, entry), entry

@@ -147,7 +147,8 @@ class HttpMetrics:
         )
         self.add_in_flight: Callable[[int], None] = _incrementer(self.in_flight)
         self._children: dict[tuple[str, str, int], Recorder] = {}
-        self._pending: list[tuple[str, str, int, float, int]] = []
+        # (method, route, status) -> (durations, sizes) of the requests not yet recorded
+        self._pending: dict[tuple[str, str, int], tuple[list[float], list[int]]] = {}
         self._in_flight = 0  # requests started less those finished, since the last flush
         self._scheduled = False
 
@@ -164,7 +165,17 @@ class HttpMetrics:
 
     def observe(self, method: str, route: str, status: int, seconds: float, size: int) -> None:
         """A request was answered."""
-        self._pending.append((method, route, status, seconds, size))
+        self._in_flight += 1  # done() counts it out again
+        self.done(method, route, status, seconds, size)
+
+    def done(self, method: str, route: str, status: int, seconds: float, size: int) -> None:
+        """:meth:`leave` and :meth:`observe` in one call (the middleware's)."""
+        self._in_flight -= 1
+        batch = self._pending.get((method, route, status))
+        if batch is None:
+            batch = self._pending[(method, route, status)] = ([], [])
+        batch[0].append(seconds)
+        batch[1].append(size)
         if not self._scheduled:
             self._schedule()
 
@@ -184,15 +195,8 @@ class HttpMetrics:
         pending = self._pending
         if not pending:
             return
-        self._pending = []
-        batches: dict[tuple[str, str, int], tuple[list[float], list[int]]] = {}
-        for method, route, status, seconds, size in pending:
-            batch = batches.get((method, route, status))
-            if batch is None:
-                batch = batches[(method, route, status)] = ([], [])
-            batch[0].append(seconds)
-            batch[1].append(size)
-        for key, (seconds_list, sizes) in batches.items():
+        self._pending = {}
+        for key, (seconds_list, sizes) in pending.items():
             record = self._children.get(key)
             if record is None:
                 record = self._recorder(*key)

@@ -23,13 +23,7 @@ from typing import Any
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from headway.observe.logs import (
-    AccessEntry,
-    RequestContext,
-    line_handler,
-    reset_current,
-    set_current,
-)
+from headway.observe.logs import _CURRENT, AccessEntry, RequestContext, line_handler
 from headway.observe.metrics import UNMATCHED, HttpMetrics
 
 __all__ = ["ObserveMiddleware", "route_template"]
@@ -38,6 +32,7 @@ access_log = logging.getLogger("headway.access")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _REQUEST_ID = b"x-request-id"
 _MAX_TABLES = 64
+HOOK_EVERY = 1.0  # seconds between two calls of on_request (it looks for new engines)
 
 
 def route_template(scope: Scope, root_path: str = "") -> str:
@@ -119,10 +114,13 @@ def _walk(routes: Any, scope: dict[str, Any], target: Any, prefix: str = "") -> 
 
 
 class _RequestIds:
-    """``uuid.uuid4().hex`` values, made 128 at a time from one ``os.urandom`` read."""
+    """``uuid.uuid4().hex`` values, made 128 at a time from one ``os.urandom`` read: the
+    version (4) and variant (0b10) bits are set on all of them at once by two integer
+    operations, then the hex string is cut into ids."""
 
     BATCH = 128
-    VARIANT = {f"{n:x}": "89ab"[n & 3] for n in range(16)}  # RFC 4122: 0b10xx
+    _AND = int.from_bytes(bytes.fromhex("ffffffffffff0fff3fffffffffffffff") * BATCH, "big")
+    _OR = int.from_bytes(bytes.fromhex("00000000000040008000000000000000") * BATCH, "big")
 
     def __init__(self) -> None:
         self._ids: list[str] = []
@@ -131,12 +129,10 @@ class _RequestIds:
     def __call__(self) -> str:
         ids = self._ids
         if not ids:
-            raw, variant = os.urandom(16 * self.BATCH).hex(), self.VARIANT
-            # the version (4) and variant bits, as uuid.UUID(version=4) sets them
-            ids.extend(
-                f"{h[:12]}4{h[13:16]}{variant[h[16]]}{h[17:]}"
-                for h in (raw[i : i + 32] for i in range(0, len(raw), 32))
-            )
+            size = 16 * self.BATCH
+            raw = (int.from_bytes(os.urandom(size), "big") & self._AND) | self._OR
+            text = raw.to_bytes(size, "big").hex()
+            ids.extend([text[i : i + 32] for i in range(0, 2 * size, 32)])
         return ids.pop()
 
 
@@ -160,6 +156,7 @@ class ObserveMiddleware:
         self.access = access
         self.on_request = on_request
         self.quiet_paths = quiet_paths
+        self._next_hook = 0.0  # perf_counter time of the next on_request call
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -180,7 +177,7 @@ class ObserveMiddleware:
         request_id = _incoming_id(scope["headers"]) or new_request_id()
         ctx = RequestContext(request_id, scope["method"], scope["path"])
         ctx.route = lambda: route_template(scope, root_path)
-        token = set_current(ctx)
+        token = _CURRENT.set(ctx)
         header = (_REQUEST_ID, request_id.encode())
         status, size = 500, 0
 
@@ -194,7 +191,8 @@ class ObserveMiddleware:
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
-        if self.on_request is not None:
+        if self.on_request is not None and start >= self._next_hook:
+            self._next_hook = start + HOOK_EVERY
             self.on_request()
         metrics = self.metrics
         if metrics is not None:
@@ -205,11 +203,10 @@ class ObserveMiddleware:
             seconds = time.perf_counter() - start
             route = route_template(scope, root_path)
             if metrics is not None:
-                metrics.leave()
-                metrics.observe(scope["method"], route, status, seconds, size)
+                metrics.done(scope["method"], route, status, seconds, size)
             if self.access:
                 self._log(scope, ctx, route, status, seconds, size)
-            reset_current(token)
+            _CURRENT.reset(token)
 
     def _log(
         self,
