@@ -197,3 +197,13 @@ async def test_next_never_leaves_the_dashboard(admin: Admin) -> None:
     form = {"csrf_token": csrf_of(page.text), "credential": TOKEN, "next": "//evil.example/x"}
     r = await admin.client.post(f"{UI}/login", data=form)
     assert r.headers["location"] == f"{UI}/"
+
+
+async def test_repeated_failed_logins_are_refused_for_a_while(admin: Admin) -> None:
+    for _ in range(10):
+        assert (await admin.login("wrong-token-0123456789abcdef")).status_code == 401
+    r = await admin.login()  # even the right token, until the window passes
+    assert r.status_code == 429
+    assert "Too many failed logins" in r.text
+    admin.app.state.headway_dashboard.throttle.failures.clear()  # the window passed
+    assert (await admin.login()).status_code == 303

@@ -30,6 +30,7 @@ from headway.dashboard.security import (
     CSRF_FIELD,
     CSRF_HEADER,
     FLASH_COOKIE,
+    LoginThrottle,
     Session,
     Signer,
     digest,
@@ -90,6 +91,7 @@ class Dashboard:
         )
         self.env.filters.update(views.FILTERS)
         self.sampler = Sampler(hw, self.settings.history, min_gap=1.0)
+        self.throttle = LoginThrottle()
         self.router = APIRouter(include_in_schema=False)
         from headway.dashboard.routes import add_all
 

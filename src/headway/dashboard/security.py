@@ -143,3 +143,34 @@ class Signer:
         if not supplied:
             return False
         return hmac.compare_digest(supplied.encode(), self.csrf_token(session).encode())
+
+
+class LoginThrottle:
+    """Failed logins per client address in this process: ``limit`` in ``window`` seconds,
+    then refused until the oldest failure leaves the window (bounded memory)."""
+
+    def __init__(self, limit: int = 10, window: float = 300.0, max_addresses: int = 10_000):
+        self.limit, self.window, self.max_addresses = limit, window, max_addresses
+        self.failures: dict[str, list[float]] = {}
+
+    def _recent(self, address: str, now: float) -> list[float]:
+        kept = [t for t in self.failures.get(address, ()) if now - t < self.window]
+        if kept:
+            self.failures[address] = kept
+        else:
+            self.failures.pop(address, None)
+        return kept
+
+    def wait(self, address: str) -> float:
+        """Seconds before ``address`` may try again (0: now)."""
+        now = time.time()
+        recent = self._recent(address, now)
+        return max(0.0, recent[0] + self.window - now) if len(recent) >= self.limit else 0.0
+
+    def failed(self, address: str) -> None:
+        if address not in self.failures and len(self.failures) >= self.max_addresses:
+            self.failures.pop(next(iter(self.failures)))  # the oldest address seen
+        self.failures.setdefault(address, []).append(time.time())
+
+    def succeeded(self, address: str) -> None:
+        self.failures.pop(address, None)

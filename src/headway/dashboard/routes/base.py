@@ -80,10 +80,17 @@ def add_login(d: Dashboard) -> None:
         form = await d.check_csrf(request, session)
         assert session is not None  # check_csrf refuses a request without one
         goto = safe_next(form.get("next"), PREFIX + "/")
+        address = request.client.host if request.client else ""
+        wait = d.throttle.wait(address)
+        if wait:
+            text = f"Too many failed logins: try again in {wait:.0f} s."
+            return _login_page(d, request, session, goto, text, 429)
         actor = await d.check_credential(form.get("credential", "").strip())
         if actor is None:
+            d.throttle.failed(address)
             await d.record(request, session, "login_failed", PREFIX + "/login")
             return _login_page(d, request, session, goto, "Wrong token or password.", 401)
+        d.throttle.succeeded(address)
         fresh = d.signer.new_session(actor, d.settings.session_lifetime)
         await d.record(request, fresh, "login", PREFIX + "/login")
         response = RedirectResponse(goto, status_code=303)
