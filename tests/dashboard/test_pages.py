@@ -361,3 +361,17 @@ async def test_bad_input_is_a_clear_answer_never_a_500(admin: Admin) -> None:
         f"{UI}/jobs/clean", content=b"\xff\xfe", headers={"X-CSRF-Token": admin.csrf}
     )
     assert r.status_code == 400
+
+
+async def test_storage_usage_per_tenant(admin: Admin) -> None:
+    storage = admin.hw.storage
+    await admin.login()
+    await storage.upload("acme", "avatars", "a.png", b"x" * 2048, content_type="image/png")
+    await storage.upload("acme", "docs", "b.txt", b"y" * 10, content_type="text/plain")
+    await storage.upload("globex", "docs", "c.txt", b"z" * 5, content_type="text/plain")
+    page = (await admin.client.get(f"{UI}/storage")).text
+    assert "3 files" in page and "3 tenant(s)" not in page and "2 tenant(s)" in page
+    acme = page.index('<th scope="row">acme</th>')
+    globex = page.index('<th scope="row">globex</th>')
+    assert acme < globex  # the largest first
+    assert "2.0 KiB" in page[acme:globex] and "avatars: 1" in page[acme:globex]
