@@ -14,13 +14,13 @@ from headway import Headway, registry
 from headway.workflows import WorkflowBackend, Workflows
 from headway.workflows.settings import WorkflowsSettings
 
-STORES = ("memory", "sqlite", "redis", "postgres")
+STORES = ("memory", "sqlite", "redis", "cluster", "postgres")
 
 
 @pytest.fixture
 def wf_url(backend: str, backend_url: str, redis_prefix: str) -> str:
     """The store URL of the parametrized ``backend``, with the test's own Redis prefix."""
-    if backend == "redis":
+    if backend in ("redis", "cluster"):
         return f"{backend_url}?prefix={redis_prefix}"
     return backend_url
 

@@ -106,7 +106,8 @@ class Workflows(Capability):
 
     def _backend_url(self) -> str:
         parts = urlsplit(self.url)
-        if parts.scheme not in _REDIS_SCHEMES or "prefix" in dict(parse_qsl(parts.query)):
+        redis = registry.scheme_of(self.url) in _REDIS_SCHEMES  # redis+cluster:// too
+        if not redis or "prefix" in dict(parse_qsl(parts.query)):
             return self.url
         query = "&".join(q for q in (parts.query, f"prefix={self.settings.redis_prefix}") if q)
         return urlunsplit(parts._replace(query=query))

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("headway.workflows")
 Fire = Callable[[str, RunRecord, ApprovalRecord | None], Awaitable[None]]
 _NO_STEP = StepRecord("")
-_SPECS: dict[str, Workflow] = {}  # parsed specs, by their JSON (bounded by definitions)
+_SPECS: dict[str, Workflow] = {}  # parsed specs by run id (a bounded cache)
 
 
 def compensation_name(step: str) -> str:
@@ -41,12 +41,12 @@ def compensation_name(step: str) -> str:
 
 
 def spec_of(run: RunRecord) -> Workflow:
-    key = f"{run.workflow}\x00{run.spec!r}"
-    wf = _SPECS.get(key)
+    """The run's definition, parsed once per run (a run's spec never changes)."""
+    wf = _SPECS.get(run.id)
     if wf is None:
         if len(_SPECS) > 1000:
             _SPECS.clear()
-        wf = _SPECS[key] = Workflow.from_spec(run.spec)
+        wf = _SPECS[run.id] = Workflow.from_spec(run.spec)
     return wf
 
 

@@ -21,18 +21,20 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
+from headway.connections.redis import ConcurrentCalls, is_cluster
 from headway.workflows import constants as c
 from headway.workflows.base import StepMove, WorkflowBackend
 from headway.workflows.codec import dumps, loads
 from headway.workflows.models import STEP_FIELDS, ApprovalRecord, RunRecord, StepRecord
 
 if TYPE_CHECKING:
-    from redis.commands.core import AsyncScript
+    from redis.asyncio.client import Pipeline
 
     from headway.connections import Connections
 
@@ -60,7 +62,9 @@ class RedisWorkflowBackend(WorkflowBackend):
         super().__init__(url, connections)
         self.redis_url, self.prefix = split_prefix(url)
         self._client: Redis | None = None
-        self._cas: AsyncScript | None = None
+        self.cluster = is_cluster(url)
+        self._script = resources.files(__package__).joinpath("lua", "cas-1.lua").read_bytes()
+        self._sha = ""
 
     async def open(self) -> None:
         if self._client is not None:
@@ -69,8 +73,7 @@ class RedisWorkflowBackend(WorkflowBackend):
             self._client = self.connections.redis(self.redis_url)
         else:
             self._client = Redis.from_url(self.redis_url)
-        text = resources.files(__package__).joinpath("lua", "cas-1.lua").read_text()
-        self._cas = self._client.register_script(text)
+        self._sha = str(await self._client.script_load(self._script))
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -87,12 +90,21 @@ class RedisWorkflowBackend(WorkflowBackend):
         self, key: str, moves: Sequence[_Move], snapshot: bool = False
     ) -> tuple[list[bool], list[Any]]:
         """One cas-1.lua call: the moves in order, and the hash after them if asked."""
-        assert self._cas is not None
         args: list[Any] = [int(snapshot), len(moves)]
         for conds, merges, writes in moves:
             args += [len(conds) // 3, *conds, len(merges) // 2, *merges, len(writes) // 2, *writes]
-        applied, raw = await self._cas(keys=[key], args=args)
+        try:
+            reply = await self.redis.evalsha(self._sha, 1, key, *args)
+        except NoScriptError:  # the server restarted or SCRIPT FLUSH: load it again, once
+            self._sha = str(await self.redis.script_load(self._script))
+            reply = await self.redis.evalsha(self._sha, 1, key, *args)
+        applied, raw = reply
         return [bool(a) for a in applied], raw
+
+    def _pipeline(self) -> Pipeline:
+        if self.cluster:  # one call per slot's node, sent concurrently
+            return cast("Pipeline", ConcurrentCalls(self.redis))
+        return self.redis.pipeline(transaction=False)
 
     async def _swap(self, key: str, conds: list[str], writes: list[Any]) -> bool:
         (won,), _ = await self._run_moves(key, [(conds, [], writes)])
@@ -125,12 +137,12 @@ class RedisWorkflowBackend(WorkflowBackend):
             mapping[f"s:{s.name}:rec"] = dumps(rec)
             mapping[f"s:{s.name}:result"] = dumps(s.result)
         key = self._run_key(run.id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, mapping=mapping)
-            for index in {self._index("wf:runs", None), self._index("wf:runs", run.tenant)}:
-                pipe.zadd(index, {run.id: run.created_at})
-            pipe.zadd(self._index("wf:active", None), {run.id: run.created_at})
-            await pipe.execute()
+        pipe = self._pipeline()
+        pipe.hset(key, mapping=mapping)
+        for index in {self._index("wf:runs", None), self._index("wf:runs", run.tenant)}:
+            pipe.zadd(index, {run.id: run.created_at})
+        pipe.zadd(self._index("wf:active", None), {run.id: run.created_at})
+        await pipe.execute()
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         return _parse_run(await self.redis.hgetall(self._run_key(run_id)))
@@ -159,10 +171,10 @@ class RedisWorkflowBackend(WorkflowBackend):
         return applied, _parse_run(dict(zip(raw[::2], raw[1::2], strict=True)))
 
     async def _fetch_runs(self, ids: Sequence[str]) -> list[RunRecord]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for run_id in ids:
-                pipe.hgetall(self._run_key(run_id))
-            found = await pipe.execute()
+        pipe = self._pipeline()
+        for run_id in ids:
+            pipe.hgetall(self._run_key(run_id))
+        found = await pipe.execute()
         return [r for r in map(_parse_run, found) if r is not None]
 
     async def _scan(
@@ -177,10 +189,10 @@ class RedisWorkflowBackend(WorkflowBackend):
             if not ids:
                 break
             start += len(ids)
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for item in ids:
-                    pipe.hget(key_of(item), "state")
-                states = await pipe.execute()
+            pipe = self._pipeline()
+            for item in ids:
+                pipe.hget(key_of(item), "state")
+            states = await pipe.execute()
             for item, found in zip(ids, states, strict=True):
                 if found is None or (state is not None and found.decode() != state):
                     continue
@@ -237,13 +249,13 @@ class RedisWorkflowBackend(WorkflowBackend):
             "info": dumps({k: getattr(approval, k) for k in _APPROVAL_INFO}),
             "decided_by": dumps(None), "decided_at": dumps(None), "comment": dumps(None),
         }  # fmt: skip
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, mapping=mapping)
-            for index in {self._index("wfa:all", None), self._index("wfa:all", approval.tenant)}:
-                pipe.zadd(index, {approval.id: approval.created_at})
-            if approval.state == c.APPROVAL_PENDING:
-                pipe.zadd(self._index("wfa:pending", None), {approval.id: approval.created_at})
-            await pipe.execute()
+        pipe = self._pipeline()
+        pipe.hset(key, mapping=mapping)
+        for index in {self._index("wfa:all", None), self._index("wfa:all", approval.tenant)}:
+            pipe.zadd(index, {approval.id: approval.created_at})
+        if approval.state == c.APPROVAL_PENDING:
+            pipe.zadd(self._index("wfa:pending", None), {approval.id: approval.created_at})
+        await pipe.execute()
 
     async def get_approval(self, approval_id: str) -> ApprovalRecord | None:
         return _parse_approval(await self.redis.hgetall(self._approval_key(approval_id)))
@@ -272,10 +284,10 @@ class RedisWorkflowBackend(WorkflowBackend):
         else:
             index = self._index("wfa:all", tenant)
         ids = await self._scan(index, self._approval_key, state, limit, offset)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for approval_id in ids:
-                pipe.hgetall(self._approval_key(approval_id))
-            found = await pipe.execute()
+        pipe = self._pipeline()
+        for approval_id in ids:
+            pipe.hgetall(self._approval_key(approval_id))
+        found = await pipe.execute()
         return [a for a in map(_parse_approval, found) if a is not None]
 
     async def pending_approvals(self) -> int:
