@@ -12,12 +12,22 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from tests.conftest import (
+    PG_BASE,
+    PG_HOST,
+    PG_PORT,
+    REDIS_HOST,
+    REDIS_PORT,
+    _pg_exec,
+    require_server,
+)
 
 from headway import Settings
 from headway.connections import Connections
@@ -78,38 +88,54 @@ def _seed(pg_url: str, tmp: Path) -> dict[str, str]:
     return asyncio.run(go())
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, pg_url: str, redis_url: str, redis_prefix: str) -> Iterator[Cluster]:
-    env = _env(tmp_path, pg_url, redis_url, redis_prefix)
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One set of processes for the module (each test uses its own tenant or data), on
+    a PostgreSQL schema and a Redis key prefix of its own, removed afterwards."""
+    require_server("Redis", REDIS_HOST, REDIS_PORT)
+    require_server("PostgreSQL", PG_HOST, PG_PORT)
+    tmp = tmp_path_factory.mktemp("scale")
+    schema, prefix = f"t_{uuid.uuid4().hex[:12]}", f"hwtest-{uuid.uuid4().hex[:12]}"
+    _pg_exec(f'CREATE SCHEMA "{schema}"')
+    pg_url, redis_url = f"{PG_BASE}?schema={schema}", f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
     processes: list[HeadwayProcess] = []
     try:
-        web = []
-        for n in range(2):  # one after the other: the first one migrates the schema
-            port = free_port()
-            proc = start_process(
-                ["serve", "--port", str(port)],
-                env=env,
-                cwd=tmp_path,
-                log_path=tmp_path / f"web{n}.log",
-                name=f"web{n}",
-            )
-            processes.append(proc)
-            wait_ready(proc, f"http://127.0.0.1:{port}")
-            web.append(proc.url)
-        for n in range(2):
-            processes.append(
-                start_process(
-                    ["worker", "headway.demo.app:app", "--queues", "default"],
-                    env=env,
-                    cwd=tmp_path,
-                    log_path=tmp_path / f"worker{n}.log",
-                    name=f"worker{n}",
-                )
-            )
-        yield Cluster(web, _seed(pg_url, tmp_path), processes)
+        yield _start(tmp, _env(tmp, pg_url, redis_url, prefix), pg_url, processes)
     finally:
         for proc in processes:
             proc.stop()
+        _pg_exec(f'DROP SCHEMA "{schema}" CASCADE')
+        asyncio.run(_forget(redis_url, prefix))
+
+
+def _start(tmp: Path, env: dict[str, str], pg_url: str, processes: list[HeadwayProcess]) -> Cluster:
+    web = []
+    for n in range(2):  # one after the other: the first one migrates the schema
+        port = free_port()
+        log = tmp / f"web{n}.log"
+        proc = start_process(["serve", "--port", str(port)], env=env, cwd=tmp, log_path=log)
+        proc.name = f"web{n}"
+        processes.append(proc)
+        wait_ready(proc, f"http://127.0.0.1:{port}")
+        web.append(proc.url)
+    for n in range(2):
+        args = ["worker", "headway.demo.app:app", "--queues", "default"]
+        proc = start_process(args, env=env, cwd=tmp, log_path=tmp / f"worker{n}.log")
+        proc.name = f"worker{n}"
+        processes.append(proc)
+    return Cluster(web, _seed(pg_url, tmp), processes)
+
+
+async def _forget(url: str, prefix: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"*{prefix}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
 
 
 def _logs(cluster: Cluster) -> str:

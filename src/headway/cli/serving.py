@@ -27,6 +27,9 @@ log = logging.getLogger("uvicorn.error")
 
 # Seconds past the keep-alive timeout that a stopping process keeps its connections.
 ACCEPTED_GRACE = 0.5
+# Seconds a replacement has to start serving (imports and lifespan startup, on a busy
+# machine); uvicorn's own 5 s health-check timeout is too short for that.
+REPLACEMENT_READY = 120.0
 
 
 def limit_for(max_requests: int, jitter: int) -> int:
@@ -147,6 +150,18 @@ class RecyclingSupervisor(Multiprocess):
             self.processes[idx].start()
         super().keep_subprocess_alive()  # hung processes (no answer to its ping)
 
+    def wait_ready(self, new: RecyclingProcess) -> bool:
+        """Wait for ``new`` to serve, still answering signals (SIGTERM stops the wait)."""
+        deadline = time.monotonic() + REPLACEMENT_READY
+        while time.monotonic() < deadline:
+            self.handle_signals()
+            if self.should_exit.is_set() or not new.process.is_alive():
+                return False
+            if new.is_ready(timeout=1):
+                return True
+            time.sleep(0.1)
+        return False
+
     def replace_retiring(self) -> None:
         for idx, old in enumerate(self.processes):
             if self.should_exit.is_set():
@@ -155,7 +170,7 @@ class RecyclingSupervisor(Multiprocess):
                 continue
             new = self.new_process()
             new.start()
-            if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
+            if not self.wait_ready(new):
                 new.kill()
                 new.join()
                 log.error("replacement of [%s] was not ready in time; keeping it", old.pid)
