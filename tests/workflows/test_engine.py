@@ -264,3 +264,21 @@ async def test_read_api_lists_runs_by_tenant_and_state(env: Running) -> None:
     assert [r.id for r in await env.flows.runs(state=c.RUNNING)] == [first.id]
     listed = (await env.flows.runs(tenant="a"))[0].to_dict()
     assert listed["steps"][0]["name"] == "inc" and listed["state"] == c.RUNNING
+
+
+async def test_steps_run_on_the_workflows_queue_or_their_tasks_queue(env: Running) -> None:
+    t = add_tasks(env)
+
+    @env.hub.jobs.task(name="t.mail", queue="email", retries=0)
+    async def mail(x: int) -> str:
+        return f"mailed {x}"
+
+    flow = env.flows.chain("queues", t["inc"], mail, step(t["inc"], queue="low"))
+    await env.hub.start()
+    run = await env.flows.start(flow, 1)  # no worker yet
+    assert run.steps["inc"].queue == "workflows"
+    env.start_worker(("workflows", "email", "low"))
+    done = await env.flows.wait(run.id, 10)
+    assert done.state == c.FAILED  # "inc" got a string from "mail": a TypeError
+    assert [done.steps[n].queue for n in ("inc", "mail", "inc-2")] == ["workflows", "email", "low"]
+    assert "TypeError" in str(done.steps["inc-2"].error)
