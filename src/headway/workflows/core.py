@@ -34,6 +34,7 @@ from headway.workflows.settings import WorkflowsSettings
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+    from starlette.applications import Starlette
 
     from headway.hub import Headway
     from headway.workflows.base import WorkflowBackend
@@ -73,6 +74,7 @@ class Workflows(Capability):
         self._backend: WorkflowBackend | None = None
         self._engine: Engine | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._routes = False
         self.jobs.on_success(self._job_succeeded)
         self.jobs.on_failure(self._job_failed)
         self.jobs.on_retry(self._job_retrying)
@@ -129,6 +131,14 @@ class Workflows(Capability):
                 await self.sweep()
             except Exception as exc:
                 log.warning("workflow sweep failed: %s", exc)
+
+    def install(self, app: Starlette) -> None:
+        """Admin endpoints (``/admin/workflows/...``, see :mod:`headway.workflows.api`)."""
+        if not self._routes:
+            from headway.workflows.api import add_routes
+
+            add_routes(self)
+            self._routes = True
 
     # -- observability ----------------------------------------------------------------
 
