@@ -60,8 +60,10 @@ class Running:
         self._worker: Any = None
         self._task: asyncio.Task[None] | None = None
 
-    def start_worker(self, queues: tuple[str, ...] = ("workflows", "default")) -> None:
-        self._worker = self.hub.jobs.worker(list(queues), poll_interval=0.01)
+    def start_worker(
+        self, queues: tuple[str, ...] = ("workflows", "default"), lease: float | None = None
+    ) -> None:
+        self._worker = self.hub.jobs.worker(list(queues), poll_interval=0.01, lease=lease)
         self._task = asyncio.create_task(self._worker.run())
 
     async def stop_worker(self) -> None:

@@ -177,15 +177,22 @@ async def test_cancel_while_a_step_runs_stops_the_chain(env: Running) -> None:
 
     flow = env.flows.chain("slow", slow, t["inc"])
     await env.hub.start()
-    env.start_worker()
+    env.start_worker(lease=0.6)  # the heartbeat (every lease/3) carries cancel requests
     run = await env.flows.start(flow, 1)
     await asyncio.wait_for(started.wait(), 10)
     assert (await env.flows.get(run.id)).steps["slow"].state == c.STEP_RUNNING
     assert await env.flows.cancel(run.id)
-    release.set()
-    await asyncio.sleep(0.3)
+    job_id = str((await env.flows.get(run.id)).steps["slow"].job_id)
+
+    async def job_cancelled() -> bool:
+        job = await env.hub.jobs.get(job_id)
+        return job is not None and job.state == "cancelled"
+
+    await eventually(job_cancelled)  # the running job was cancelled through the jobs API
+    assert not release.is_set()
     after = await env.flows.get(run.id)
-    assert after.state == c.CANCELLED and after.steps["inc"].state == c.SKIPPED
+    assert after.state == c.CANCELLED and after.steps["slow"].state == c.STEP_CANCELLED
+    assert after.steps["inc"].state == c.SKIPPED
     assert "inc" not in calls
 
 
