@@ -209,7 +209,14 @@ async def test_a_completion_delivered_twice_starts_the_next_step_once(env: Runni
         await real_submit(run, name, *args)
 
     engine.submit = submit  # type: ignore[method-assign]
-    await asyncio.gather(*(engine.step_succeeded(run.id, "inc", 2, 1) for _ in range(10)))
+    job = await env.hub.jobs.get(str(run.steps["inc"].job_id))
+    assert job is not None
+    plan = job.meta[c.META_KEY]["next"]  # what the job's success hook claims with
+    assert [p["step"] for p in plan] == ["inc-2"]
+    await asyncio.gather(
+        *(engine.step_succeeded(run.id, "inc", 2, 1, plan=plan) for _ in range(5)),
+        *(engine.step_succeeded(run.id, "inc", 2, 1) for _ in range(5)),  # e.g. the sweep
+    )
     assert submitted == ["inc-2"]  # the next step started once
     after = await env.flows.get(run.id)
     assert after.steps["inc"].state == c.SUCCEEDED
