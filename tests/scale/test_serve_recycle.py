@@ -1,9 +1,12 @@
 """``headway serve --workers 2 --max-requests N``: processes are replaced under load and no
-request fails across a replacement (new connections and keep-alive connections alike)."""
+request fails across a replacement (new connections and keep-alive connections alike);
+SIGHUP replaces every process the same way (a rolling restart)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -69,5 +72,23 @@ async def test_no_request_fails_while_processes_recycle(tmp_path: Path, keepaliv
         assert _replacements(log) >= REPLACEMENTS_WANTED, proc.log_tail()
         assert served > 80
         assert proc.running()  # the supervisor outlives its processes
+    finally:
+        assert proc.stop() is not None
+
+
+async def test_sighup_restarts_every_process_without_failures(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {"HEADWAY_DATA_DIR": str(tmp_path / "data"), "HEADWAY_FLAGS_URL": "memory://"}
+    args = ["serve", "--workers", "2", "--port", str(port), "--graceful-timeout", "10"]
+    proc = start_process(args, env=env, cwd=tmp_path, log_path=log, name="serve")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(proc, url)
+        os.kill(proc.pid, signal.SIGHUP)  # the supervisor: replace both processes
+        served, failures = await _hammer(url, log, keepalive=16)
+        assert failures == [], failures[:5]
+        assert _replacements(log) == 2, proc.log_tail()
+        assert served > 0
     finally:
         assert proc.stop() is not None

@@ -150,6 +150,20 @@ class RecyclingSupervisor(Multiprocess):
             self.processes[idx].start()
         super().keep_subprocess_alive()  # hung processes (no answer to its ping)
 
+    def restart_all(self) -> None:
+        """SIGHUP: replace every process, one at a time, each new one serving first."""
+        for process in self.processes:
+            if isinstance(process, RecyclingProcess):
+                process.retire.set()
+        self.replace_retiring()
+
+    def handle_ttin(self) -> None:
+        log.info("Received SIGTTIN, adding a process.")
+        self.processes_num += 1
+        process = self.new_process()
+        process.start()
+        self.processes.append(process)
+
     def wait_ready(self, new: RecyclingProcess) -> bool:
         """Wait for ``new`` to serve, still answering signals (SIGTERM stops the wait)."""
         deadline = time.monotonic() + REPLACEMENT_READY
@@ -179,7 +193,7 @@ class RecyclingSupervisor(Multiprocess):
             self.processes[idx] = new
             old.terminate()
             old.join()
-            log.info("process [%s] replaced by [%s] after its request limit", old.pid, new.pid)
+            log.info("process [%s] replaced by [%s]", old.pid, new.pid)
 
 
 __all__ = ["RecyclingServer", "RecyclingSupervisor", "limit_for"]
