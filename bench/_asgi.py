@@ -1,4 +1,6 @@
-"""Helpers the HTTP benches share: a free port, and CPU time per request through an app.
+"""Helpers the HTTP benches share: a free port, CPU time per request through an app, a
+``wrk`` run, and a server process's CPU time (so that a loaded machine, which lowers
+requests per second, can be told from a slower server: CPU per request moves less).
 
 Imported as ``from _asgi import ...`` by the bench scripts (run as ``python bench/x.py``,
 so this folder is on ``sys.path``).
@@ -7,8 +9,11 @@ so this folder is on ``sys.path``).
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 SCOPE: dict[str, Any] = {
@@ -17,6 +22,25 @@ SCOPE: dict[str, Any] = {
     "root_path": "", "headers": [(b"host", b"bench")], "client": ("127.0.0.1", 50000),
     "server": ("127.0.0.1", 8000),
 }  # fmt: skip
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(port: int, seconds: float, connections: int, path: str = "/ping") -> tuple[float, int, str]:
+    """``wrk -t1`` on ``path``: requests per second, requests done, and the errors line."""
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+         f"http://127.0.0.1:{port}{path}"],
+        capture_output=True, text=True, timeout=seconds + 60, check=True,
+    ).stdout  # fmt: skip
+    rps = next(float(x.split()[1]) for x in out.splitlines() if x.startswith("Requests/sec"))
+    done = next(int(x.split()[0]) for x in out.splitlines() if "requests in" in x)
+    errors = [x.strip() for x in out.splitlines() if "Non-2xx" in x or "Socket errors" in x]
+    return rps, done, "; ".join(errors) or "all 2xx"
 
 
 def free_port() -> int:

@@ -10,10 +10,12 @@
    uvicorn (one process, 127.0.0.1, free port) with observe on (metrics middleware,
    JSON access log to stdout -> /dev/null) and off (``HEADWAY_OBSERVE_ENABLED=false``),
    measured in alternating rounds in the same run by ``wrk`` (one thread, another
-   process) when installed, else by a keep-alive raw-socket asyncio client.
+   process) when installed, else by a keep-alive raw-socket asyncio client; with each
+   server's CPU microseconds per request (from /proc), which a loaded machine disturbs
+   less than requests per second.
 3. Time of ``GET /metrics`` with 100 routes (each answered once) and 10 job queues
    (a capability exporting pending/running/failed gauges and a duration histogram per
-   queue), median of 30 scrapes in process.
+   queue), median and max of 30 scrapes in process, wall and CPU time.
 
 Prints one JSON object.
 """
@@ -35,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _asgi import asgi_batch, free_port
+from _asgi import asgi_batch, cpu_seconds, free_port, wrk
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,43 +103,43 @@ async def load(port: int, seconds: float, connections: int) -> float:
     return sum(counts) / (time.perf_counter() - start)
 
 
-def wrk_load(port: int, seconds: float, connections: int) -> float:
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", f"http://127.0.0.1:{port}/ping"],
-        capture_output=True, text=True, timeout=seconds + 60, check=True,
-    ).stdout  # fmt: skip
-    for line in out.splitlines():
-        if line.startswith("Requests/sec:"):
-            return float(line.split()[1])
-    raise RuntimeError(f"wrk said: {out}")
-
-
-def run_load(port: int, seconds: float, connections: int) -> float:
+def run_load(port: int, seconds: float, connections: int) -> tuple[float, int]:
+    """Requests per second and requests done."""
     if shutil.which("wrk"):
-        return wrk_load(port, seconds, connections)
-    return asyncio.run(load(port, seconds, connections))
+        rps, done, _ = wrk(port, seconds, connections)
+        return rps, done
+    rps = asyncio.run(load(port, seconds, connections))
+    return rps, round(rps * seconds)
 
 
 def throughput(seconds: float, rounds: int, connections: int) -> dict[str, Any]:
     results: dict[str, list[float]] = {"off": [], "on": []}
+    cpu: dict[str, list[float]] = {"off": [], "on": []}
     with tempfile.TemporaryDirectory() as tmp:
         servers = {name: start_server(name == "on", tmp) for name in ("off", "on")}
         try:
             for _, port in servers.values():  # warm up
                 run_load(port, 1.0, connections)
             for _ in range(rounds):
-                for name, (_, port) in servers.items():
-                    results[name].append(run_load(port, seconds, connections))
+                for name, (proc, port) in servers.items():
+                    before = cpu_seconds(proc.pid)
+                    rps, done = run_load(port, seconds, connections)
+                    results[name].append(rps)
+                    cpu[name].append((cpu_seconds(proc.pid) - before) / max(done, 1) * 1e6)
         finally:
             for proc, _ in servers.values():
                 stop(proc)
     off, on = statistics.median(results["off"]), statistics.median(results["on"])
+    cpu_off, cpu_on = statistics.median(cpu["off"]), statistics.median(cpu["on"])
     return {
         "client": "wrk -t1" if shutil.which("wrk") else "asyncio raw sockets",
         "connections": connections,
         "rps_off": round(off),
         "rps_on": round(on),
         "overhead_pct": round((off - on) / off * 100, 1),
+        "server_cpu_us_per_request_off": round(cpu_off, 1),
+        "server_cpu_us_per_request_on": round(cpu_on, 1),
+        "cpu_overhead_pct": round((cpu_on / cpu_off - 1) * 100, 1),
         "rounds": {k: [round(v) for v in vs] for k, vs in results.items()},
     }
 
@@ -231,17 +233,20 @@ async def scrape_time(routes: int = 100, queues: int = 10, repeat: int = 30) -> 
                 for i in range(queues):
                     jobs.failed.labels(f"q{i}").inc()
                     jobs.duration.labels(f"q{i}").observe(0.1)
-                times, size = [], 0
+                times, cpu, size = [], [], 0
                 for _ in range(repeat):
-                    start = time.perf_counter()
+                    start, start_cpu = time.perf_counter(), time.process_time()
                     response = await client.get("/metrics")
                     times.append((time.perf_counter() - start) * 1000)
+                    cpu.append((time.process_time() - start_cpu) * 1000)
                     size = len(response.content)
     return {
         "routes": routes,
         "queues": queues,
         "scrape_ms_median": round(statistics.median(times), 2),
         "scrape_ms_max": round(max(times), 2),
+        "scrape_cpu_ms_median": round(statistics.median(cpu), 2),
+        "scrape_cpu_ms_max": round(max(cpu), 2),
         "scrape_lines": response.text.count("\n"),
         "scrape_bytes": size,
     }

@@ -11,13 +11,14 @@
    separate venv (``--limits-python``); skipped when it cannot import ``limits``.
 3. Middleware overhead, in process: CPU microseconds per request of the cheap endpoint
    driven straight through the ASGI app (32 concurrent callers), without the middleware
-   and with it in each mode (lease also with a lease size of 256), alternating batches
+   and with it in each mode (lease also with a lease size of 64), alternating batches
    in one process (robust on a loaded machine).
 4. Middleware overhead, end to end: uvicorn (one worker each, 127.0.0.1, free ports)
    serving the endpoint without the middleware and with it in each mode, all running at
    once and loaded in alternating rounds (median of ``--rounds``) by ``wrk`` when
    installed, else by a bounded raw HTTP/1.1 keep-alive load generator, in another
-   process.
+   process; with each server's CPU microseconds per request (from /proc), which a
+   loaded machine disturbs less than requests per second.
 
 Every key lives under a ``hwbench-<random>`` prefix and is deleted afterwards.
 """
@@ -39,7 +40,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from _asgi import asgi_batch, free_port
+from _asgi import asgi_batch, cpu_seconds, free_port, wrk
 from redis.asyncio import Redis
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,7 +194,7 @@ def make_app() -> Any:
     if mode != "none":
         url, prefix = os.environ["BENCH_REDIS"], os.environ["BENCH_PREFIX"]
         hw = Headway(limits_url=url, pool_max=64)
-        mode, _, size = mode.partition(":")  # "lease:256": a lease size other than the default
+        mode, _, size = mode.partition(":")  # "lease:64": a lease size other than the default
         extra = {"lease_size": int(size)} if size else {}
         settings = RateLimitSettings(key_prefix=prefix, mode=mode, **extra)  # type: ignore[arg-type]
         limits = hw.add(RateLimits(hw, settings))
@@ -307,11 +308,10 @@ async def main() -> None:
         print(json.dumps(out, indent=2))
 
 
-# "lease:256": lease mode with HEADWAY_RATELIMIT_LEASE_SIZE=256 instead of the default 64.
-# At 32 concurrent requests on one key a share of 64 lasts about two loop turns, less
-# than a refill's round trip, so many requests wait for it; 256 shows the mode's cost
-# when they rarely do.
-MODES = ("none", "coalesce", "lease", "lease:256")
+# "lease" runs the default lease size (256); "lease:64" the size before the default was
+# raised: at 32 concurrent requests on one key a share of 64 lasts about two loop turns,
+# less than a refill's round trip, so requests keep waiting for refills.
+MODES = ("none", "coalesce", "lease", "lease:64")
 
 
 def start_server(mode: str, url: str, prefix: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -328,27 +328,22 @@ def start_server(mode: str, url: str, prefix: str) -> tuple[subprocess.Popen[byt
     return server, port
 
 
-def load_once(port: int, seconds: float, connections: int = 32) -> tuple[float, str]:
+def load_once(port: int, seconds: float, connections: int = 32) -> tuple[float, int, str]:
+    """Requests per second, requests done, statuses."""
     if shutil.which("wrk"):
-        out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-             f"http://127.0.0.1:{port}/ping"],
-            capture_output=True, text=True, timeout=seconds + 60, check=True,
-        ).stdout  # fmt: skip
-        rps = next(float(x.split()[1]) for x in out.splitlines() if x.startswith("Requests/sec"))
-        errors = [x.strip() for x in out.splitlines() if "Non-2xx" in x or "Socket errors" in x]
-        return rps, "; ".join(errors) or "all 2xx"
+        return wrk(port, seconds, connections)
     run = subprocess.run(
         [sys.executable, "-c", LOADGEN, str(port), str(seconds), str(connections)],
         capture_output=True, text=True, timeout=seconds + 60, check=True,
     )  # fmt: skip
     rps, statuses = run.stdout.split(" ", 1)
-    return float(rps), statuses.strip()
+    return float(rps), round(float(rps) * seconds), statuses.strip()
 
 
 def http_part(url: str, prefix: str, seconds: float, rounds: int = 3) -> dict[str, Any]:
     servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     results: dict[str, list[float]] = {m: [] for m in MODES}
+    cpu: dict[str, list[float]] = {m: [] for m in MODES}
     statuses: dict[str, str] = {}
     try:
         for mode in MODES:
@@ -356,9 +351,11 @@ def http_part(url: str, prefix: str, seconds: float, rounds: int = 3) -> dict[st
         for _, port in servers.values():
             load_once(port, 1.0)  # warm up
         for _ in range(rounds):
-            for mode, (_, port) in servers.items():
-                rps, statuses[mode] = load_once(port, seconds)
+            for mode, (server, port) in servers.items():
+                before = cpu_seconds(server.pid)
+                rps, done, statuses[mode] = load_once(port, seconds)
                 results[mode].append(rps)
+                cpu[mode].append((cpu_seconds(server.pid) - before) / max(done, 1) * 1e6)
     finally:
         for server, _ in servers.values():
             server.terminate()
@@ -367,15 +364,24 @@ def http_part(url: str, prefix: str, seconds: float, rounds: int = 3) -> dict[st
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
+    return _http_summary(results, cpu, statuses)
+
+
+def _http_summary(
+    results: dict[str, list[float]], cpu: dict[str, list[float]], statuses: dict[str, str]
+) -> dict[str, Any]:
     med = {m: statistics.median(v) for m, v in results.items()}
+    cpu_med = {m: statistics.median(v) for m, v in cpu.items()}
     out: dict[str, Any] = {
         "client": "wrk -t1 -c32" if shutil.which("wrk") else "asyncio raw sockets, 32 connections"
     }
     for m in MODES:
         out[m] = {"rps": round(med[m]), "rounds": [round(v) for v in results[m]]}
+        out[m]["server_cpu_us_per_request"] = round(cpu_med[m], 1)
         out[m]["statuses"] = statuses.get(m)
         if m != "none":
             out[m]["overhead"] = round(1 - med[m] / med["none"], 3) if med["none"] else None
+            out[m]["cpu_overhead"] = round(cpu_med[m] / cpu_med["none"] - 1, 3)
     return out
 
 
