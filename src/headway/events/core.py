@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -76,6 +77,8 @@ class Events(Capability):
         self._feed: asyncio.Task[None] | None = None
         self._beat: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._outbox: deque[Prepared] = deque()
+        self._sender: asyncio.Task[None] | None = None
         self._installed: set[int] = set()
         self.fanout.on_change = self._connections_changed
 
@@ -262,13 +265,18 @@ class Events(Capability):
     def _committed(self, sync: Any, key: str) -> None:
         pending = list(sync.info[key])
         sync.info[key].clear()
-        if pending:
-            task = asyncio.get_running_loop().create_task(self._deliver_committed(pending))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if not pending:
+            return
+        self._outbox.extend(pending)
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._send_committed())
+            self._tasks.add(self._sender)
+            self._sender.add_done_callback(self._tasks.discard)
 
-    async def _deliver_committed(self, pending: list[Prepared]) -> None:
-        for prepared in pending:
+    async def _send_committed(self) -> None:
+        """Deliver committed events one at a time, in commit order (one task per hub)."""
+        while self._outbox:
+            prepared = self._outbox.popleft()
             try:
                 await self._deliver(prepared)
             except Exception:

@@ -62,8 +62,18 @@ def register_event(cls: type) -> str:
     if not (issubclass(cls, BaseModel) or dataclasses.is_dataclass(cls)):
         raise EventError(f"{cls.__name__} is not an event: use an Event subclass or a dataclass")
     name = event_name(cls)
+    known = _KNOWN.get(name)
+    if known is not None and known is not cls and _path(known) != _path(cls):
+        raise EventError(
+            f"two event classes are named {name!r} ({_path(known)} and {_path(cls)}); "
+            "give one an `event_name`"
+        )
     _KNOWN[name] = cls
     return name
+
+
+def _path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def known_event(name: str) -> type | None:
@@ -97,8 +107,7 @@ def prepare(event: Any, max_payload: int) -> Prepared:
         event, type
     ):
         raise EventError(f"{cls.__name__} is not an event: use an Event subclass or a dataclass")
-    name = event_name(cls)
-    _KNOWN.setdefault(name, cls)
+    name = event_name(cls) if cls in _KNOWN.values() else register_event(cls)
     data = encode(event)
     if len(data) > max_payload:
         raise EventError(

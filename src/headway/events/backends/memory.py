@@ -21,11 +21,15 @@ if TYPE_CHECKING:
     from headway.events.settings import EventsSettings
 
 
+STATE_TTL = 86_400.0  # a channel's offsets are forgotten after a day without messages
+
+
 @dataclass(slots=True)
 class _Channel:
     epoch: str
     seq: int = 0
     log: deque[Message] = field(default_factory=deque)
+    last: float = 0.0
 
 
 @dataclass(slots=True)
@@ -49,14 +53,20 @@ class MemoryEventBackend(EventBackend):
         if state is None:
             state = self._channels[channel] = _Channel(os.urandom(4).hex())
         state.seq += 1
-        now = time.time()
+        now = state.last = time.time()
         msg = Message(channel, Offset(state.epoch, state.seq), event, data, now)
         if self.history_size:
             state.log.append(msg)
         self._trim(state, now)
         for deliver in list(self._listeners):
             deliver(msg)
+        if len(self._channels) > 1000 and state.seq % 100 == 0:
+            self._forget(now - max(STATE_TTL, self.history_ttl))
         return msg
+
+    def _forget(self, before: float) -> None:
+        for name in [n for n, c in self._channels.items() if c.last < before]:
+            del self._channels[name]
 
     def _trim(self, state: _Channel, now: float) -> None:
         log, cutoff = state.log, now - self.history_ttl

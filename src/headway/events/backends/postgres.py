@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,17 @@ WHERE channel = CAST(:ch AS text) AND seq <= CAST(:head AS bigint)
     AND created_at >= clock_timestamp() - make_interval(secs => CAST(:ttl AS double precision))
 ORDER BY seq
 """)
+# Every CLEAN_EVERY seconds a publishing process drops what no publish trims: history of
+# channels that went quiet, and the offset state of channels idle for STATE_TTL.
+CLEAN_EVERY, STATE_TTL = 60.0, 86_400.0
+_CLEAN_LOG = text(
+    "DELETE FROM headway_event_log "
+    "WHERE created_at < now() - make_interval(secs => CAST(:ttl AS double precision))"
+)
+_CLEAN_STATE = text(
+    "DELETE FROM headway_event_channels "
+    "WHERE touched_at < now() - make_interval(secs => CAST(:ttl AS double precision))"
+)
 _ONE = text("SELECT data FROM headway_event_log WHERE channel = :ch AND seq = :seq")
 
 
@@ -80,6 +92,7 @@ class PostgresEventBackend(EventBackend):
         super().__init__(url, connections, settings)
         self.feed = ""
         self.listener_pid: int | None = None  # server pid of the LISTEN connection
+        self._cleaned = time.monotonic()
         self._own: AsyncEngine | None = None
 
     @property
@@ -118,7 +131,16 @@ class PostgresEventBackend(EventBackend):
         }  # fmt: skip
         async with self.engine.begin() as conn:
             epoch, seq, ms, _ = (await conn.execute(_PUBLISH, params)).one()
+        if time.monotonic() - self._cleaned > CLEAN_EVERY:
+            await self.clean()
         return Message(channel, Offset(epoch, int(seq)), event, data, int(ms) / 1000)
+
+    async def clean(self) -> None:
+        """Drop expired history and long-idle channel state (every backend's TTLs)."""
+        self._cleaned = time.monotonic()
+        async with self.engine.begin() as conn:
+            await conn.execute(_CLEAN_LOG, {"ttl": float(self.history_ttl)})
+            await conn.execute(_CLEAN_STATE, {"ttl": max(STATE_TTL, self.history_ttl)})
 
     async def listen(
         self, on_message: Callable[[Message], None], on_ready: Callable[[], None]

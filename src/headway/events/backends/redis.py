@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     from headway.events.settings import EventsSettings
 
 log = logging.getLogger("headway.events")
-_SCRIPT = (Path(__file__).parent / "lua" / "publish-2.lua").read_text()
+_LUA = Path(__file__).parent / "lua"
+_PUBLISH = (_LUA / "publish-2.lua").read_text()
+_REPLAY = (_LUA / "replay-2.lua").read_text()
 STATE_TTL_MS = 86_400_000  # a channel's epoch/seq outlive its history: idle clients resume
 
 
@@ -57,6 +59,7 @@ class RedisEventBackend(EventBackend):
         self.feed = f"{self.prefix}:ev:feed"
         self._own: Redis | None = None
         self._script: Any = None
+        self._replay: Any = None
 
     @property
     def client(self) -> Redis:
@@ -69,7 +72,8 @@ class RedisEventBackend(EventBackend):
         return self._own
 
     async def open(self) -> None:
-        self._script = self.client.register_script(_SCRIPT)
+        self._script = self.client.register_script(_PUBLISH)
+        self._replay = self.client.register_script(_REPLAY)
 
     async def close(self) -> None:
         own, self._own = self._own, None
@@ -121,17 +125,14 @@ class RedisEventBackend(EventBackend):
             pause = min(pause * 2, 5.0)
 
     async def replay(self, channel: str, after: Offset | None) -> Replay:
-        state_key, hist_key = self._keys(channel)
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.time()
-            pipe.hmget(state_key, ["epoch", "seq"])
-            pipe.lrange(hist_key, 0, -1)
-            (secs, micros), (epoch, seq), entries = await pipe.execute()
-        head = None if epoch is None else Offset(epoch.decode(), int(seq or 0))
+        if self._replay is None:
+            await self.open()
+        ttl_ms = max(1, round(self.history_ttl * 1000))
+        epoch, seq, entries = await self._replay(keys=self._keys(channel), args=[ttl_ms])
+        head = None if not epoch else Offset(epoch.decode(), int(seq or 0))
         if after is None:
             return Replay(head)
-        cutoff = secs * 1000 + micros // 1000 - self.history_ttl * 1000
-        kept = [m for m in self._decode(channel, head, entries) if m.ts * 1000 >= cutoff]
+        kept = self._decode(channel, head, entries)
         oldest = kept[0].offset.seq if kept else None
         if missed_since(after, head, oldest):
             return Replay(head, lost=True)
@@ -142,7 +143,7 @@ class RedisEventBackend(EventBackend):
         if head is None:
             return []
         out = []
-        for raw in reversed(entries):  # stored newest first
+        for raw in entries:  # oldest first (replay-2.lua)
             header, _, data = raw.partition(b"\n")
             seq, ms, event = header.decode().split("|", 2)
             out.append(Message(channel, Offset(head.epoch, int(seq)), event, data, int(ms) / 1000))

@@ -15,3 +15,5 @@ CREATE TABLE IF NOT EXISTS headway_event_log (
     created_at  timestamptz NOT NULL,
     PRIMARY KEY (channel, seq)
 );
+CREATE INDEX IF NOT EXISTS headway_event_log_created ON headway_event_log (created_at);
+CREATE INDEX IF NOT EXISTS headway_event_channels_touched ON headway_event_channels (touched_at);
