@@ -162,3 +162,10 @@ async def test_an_unreachable_backend_is_a_clear_error(backend: str, tmp_path: P
     with pytest.raises(BackendUnavailableError, match="did not answer"):
         await hw.start()
     await hw.stop()
+
+
+async def test_two_event_classes_cannot_share_a_name(backend: str) -> None:
+    with pytest.raises(EventError, match="two event classes are named 'OrderPlaced'"):
+
+        class OrderPlaced(Event):  # another module's class of the same name
+            other: int
