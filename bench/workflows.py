@@ -1,6 +1,6 @@
 """Workflow overhead on Redis, printed as JSON (issue 5's figure).
 
-    python bench/workflows.py [--steps 10] [--runs 30] [--claims 300]
+    python -P bench/workflows.py [--steps 10] [--runs 30] [--claims 300] [--loop uvloop]
 
 Target: a chain of ``--steps`` no-op steps finishes within 10 ms + one claim round trip
 per step. Both figures come from the same run, against the local Redis
@@ -135,6 +135,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "bench": "workflows",
         "backend": "redis",
+        "loop": args.loop,
         "python": platform.python_version(),
         "steps": args.steps,
         "runs": args.runs,
@@ -156,4 +157,12 @@ if __name__ == "__main__":
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--claims", type=int, default=300)
-    print(json.dumps(asyncio.run(main(parser.parse_args())), indent=2))
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    options = parser.parse_args()
+    if options.loop == "uvloop":
+        import uvloop
+
+        result = uvloop.run(main(options))
+    else:
+        result = asyncio.run(main(options))
+    print(json.dumps(result, indent=2))

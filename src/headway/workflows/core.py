@@ -128,7 +128,7 @@ class Workflows(Capability):
         while True:
             await asyncio.sleep(self.settings.sweep_interval)
             try:
-                await self.sweep()
+                await self.sweep(min_age=self.settings.sweep_interval)
             except Exception as exc:
                 log.warning("workflow sweep failed: %s", exc)
 
@@ -303,16 +303,17 @@ class Workflows(Capability):
                 await asyncio.sleep(pause)
                 pause = min(pause * 1.5, 0.2)
 
-    async def sweep(self, limit: int = 1000) -> int:
+    async def sweep(self, limit: int = 1000, *, min_age: float = 0.0) -> int:
         """Repair running runs (lost job hooks, crashes between moves) and expire overdue
-        approvals; returns how many runs it looked at. Safe to run anywhere, any time."""
+        approvals; returns how many runs it looked at. Safe to run anywhere, any time.
+        The jobs of steps queued less than ``min_age`` seconds ago are not looked up."""
         ids = await self.backend.active_runs(limit)
         for run_id in ids:
             run = await self.backend.get_run(run_id)
             if run is None:
                 continue
             try:
-                await self.engine.repair(run)
+                await self.engine.repair(run, min_age)
             except Exception:
                 log.exception("workflow sweep: run %s could not be repaired", run_id)
         return len(ids)

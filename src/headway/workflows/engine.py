@@ -341,10 +341,12 @@ class Engine:
 
     # -- repair -----------------------------------------------------------------------
 
-    async def repair(self, run: RunRecord) -> None:
-        """Finish what an interrupted advance left (a lost hook, a crash between moves)."""
+    async def repair(self, run: RunRecord, min_age: float = 0.0) -> None:
+        """Finish what an interrupted advance left (a lost hook, a crash between moves).
+        Steps queued less than ``min_age`` seconds ago are left alone (in flight)."""
+        recent = time.time() - min_age
         for rec in list(run.steps.values()):
-            if rec.state == c.QUEUED and rec.job_id:
+            if rec.state == c.QUEUED and rec.job_id and (rec.queued_at or 0) <= recent:
                 await self._repair_queued(run, rec)
             elif rec.state == c.WAITING and rec.approval_id:
                 await self._repair_waiting(run, rec)
