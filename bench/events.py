@@ -12,8 +12,10 @@ same Redis:
 - throughput: ``--burst`` events published back to back; events_per_s = burst / time
   until every client had every event, deliveries_per_s = that times the clients.
 
-Baseline in the same run: raw Redis pub/sub (redis-py, one subscriber) latency for the
-same spacing, i.e. the floor the fan-out builds on. Prints JSON. Every process started
+Baselines in the same run: the same clients and load on a bare relay (Starlette
+WebSockets, one Redis pub/sub subscription per process, a plain send loop: no history,
+offsets, authorization or per-client buffers), and raw Redis pub/sub latency with one
+redis-py subscriber (the floor under both). Prints JSON. Every process started
 here is stopped by its PID; the whole run is bounded (``--timeout`` seconds).
 """
 
@@ -32,6 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -71,8 +74,54 @@ def serve(port: int) -> None:
     )  # fmt: skip
 
 
+def serve_bare(port: int, channel: str) -> None:
+    """The baseline server: Starlette WebSockets relaying one Redis pub/sub channel to every
+    client in a plain loop (no history, no authorization, no per-client buffer)."""
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+
+    import uvicorn
+    from redis.asyncio import Redis
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket
+
+    clients: set[WebSocket] = set()
+
+    async def endpoint(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text('{"type":"ready"}')
+        clients.add(ws)
+        try:
+            while (await ws.receive())["type"] != "websocket.disconnect":
+                pass
+        finally:
+            clients.discard(ws)
+
+    async def relay() -> None:
+        pubsub = Redis.from_url(REDIS).pubsub()
+        await pubsub.subscribe(channel)
+        async for message in pubsub.listen():
+            if message["type"] == "message":
+                text = message["data"].decode()
+                for ws in list(clients):
+                    await ws.send_text(text)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(relay())
+        yield
+        task.cancel()
+
+    app = Starlette(routes=[WebSocketRoute("/realtime/ws", endpoint)], lifespan=lifespan)
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_level="warning", ws_ping_interval=None,
+        access_log=False, backlog=4096,
+    )  # fmt: skip
+
+
 def start_servers(
-    count: int, prefix: str, data_dir: str
+    count: int, prefix: str, data_dir: str, bare: bool = False
 ) -> list[tuple[subprocess.Popen[bytes], int]]:
     env = {
         **os.environ,
@@ -86,7 +135,8 @@ def start_servers(
     procs = []
     for _ in range(count):
         port = free_port()
-        cmd = [sys.executable, __file__, "--serve", str(port)]
+        mode = ["--serve-bare", str(port), "--channel", prefix] if bare else ["--serve", str(port)]
+        cmd = [sys.executable, __file__, *mode]
         procs.append((subprocess.Popen(cmd, env=env), port))
     return procs
 
@@ -229,14 +279,30 @@ def pct(values: list[float], q: float) -> float:
 # -- runs ------------------------------------------------------------------------------
 
 
-async def fanout(args: argparse.Namespace, prefix: str, data_dir: str) -> dict[str, Any]:
+Publish = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+async def fanout(
+    args: argparse.Namespace, prefix: str, data_dir: str, bare: bool = False
+) -> dict[str, Any]:
+    """One run: servers (headway's, or the bare relay), clients, latency, then a burst."""
+    from redis.asyncio import Redis
+
     from headway import Headway
 
-    procs = start_servers(args.servers, prefix, data_dir)
+    procs = start_servers(args.servers, prefix, data_dir, bare)
     clients = Clients()
     hw = Headway(events_url=f"{REDIS}?prefix={prefix}", log_level="WARNING", jobs_url="memory://",
                  data_dir=data_dir)  # fmt: skip
     hw.events  # noqa: B018
+    raw = Redis.from_url(REDIS)
+
+    async def publish(data: dict[str, Any]) -> Any:
+        if not bare:
+            return await hw.events.publish(CHANNEL, "Tick", data)
+        frame = {"type": "event", "channel": CHANNEL, "event": "Tick", "data": data}
+        return await raw.publish(prefix, orjson.dumps(frame))
+
     try:
         ports = [port for _, port in procs]
         await asyncio.gather(*(wait_listening(p) for p in ports))
@@ -244,18 +310,11 @@ async def fanout(args: argparse.Namespace, prefix: str, data_dir: str) -> dict[s
         await clients.connect(ports, args.clients)
         connect_s = time.perf_counter() - started
         async with hw:
-            for _ in range(args.events):
-                await hw.events.publish(CHANNEL, "Tick", {"kind": "latency", "t": time.time()})
-                await asyncio.sleep(0.05)
-            await clients.until_each_has(args.events, 60)
-            first = time.time()
-            for i in range(args.burst):
-                await hw.events.publish(CHANNEL, "Tick", {"kind": "burst", "i": i})
-            await clients.until_each_has(args.events + args.burst, 120)
-            elapsed = max(clients.last_at.values()) - first
+            elapsed = await measure(args, clients, publish)
     finally:
         await clients.close()
         stop_servers(procs)
+        await raw.aclose()
     lat = clients.latencies
     return {
         "clients": args.clients,
@@ -269,6 +328,19 @@ async def fanout(args: argparse.Namespace, prefix: str, data_dir: str) -> dict[s
         "events_per_s": round(args.burst / elapsed, 1),
         "deliveries_per_s": round(args.burst * args.clients / elapsed),
     }
+
+
+async def measure(args: argparse.Namespace, clients: Clients, publish: Publish) -> float:
+    """Latency events 50 ms apart, then a burst; returns the burst's seconds."""
+    for _ in range(args.events):
+        await publish({"kind": "latency", "t": time.time()})
+        await asyncio.sleep(0.05)
+    await clients.until_each_has(args.events, 60)
+    first = time.time()
+    for i in range(args.burst):
+        await publish({"kind": "burst", "i": i})
+    await clients.until_each_has(args.events + args.burst, 120)
+    return max(clients.last_at.values()) - first
 
 
 async def redis_baseline(events: int) -> dict[str, Any]:
@@ -313,6 +385,7 @@ async def main(args: argparse.Namespace) -> None:
         try:
             async with asyncio.timeout(args.timeout):
                 baseline = await redis_baseline(args.events)
+                bare = await fanout(args, prefix + "-bare", data_dir, bare=True)
                 result = await fanout(args, prefix, data_dir)
         finally:
             await cleanup(prefix)
@@ -321,6 +394,7 @@ async def main(args: argparse.Namespace) -> None:
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "websocket_fanout_redis": result,
+        "baseline_bare_starlette_relay": bare,
         "baseline_raw_redis_pubsub_1_subscriber": baseline,
     }
     print(json.dumps(out, indent=2))
@@ -346,6 +420,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-bare", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--channel", default="", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -353,5 +429,7 @@ if __name__ == "__main__":
     arguments = parse()
     if arguments.serve:
         serve(arguments.serve)
+    elif arguments.serve_bare:
+        serve_bare(arguments.serve_bare, arguments.channel)
     else:
         asyncio.run(main(arguments))
