@@ -205,3 +205,27 @@ async def test_move_steps_applies_in_order_and_returns_the_run(store: WorkflowBa
     again, run = await store.move_steps("r1", moves)  # delivered twice: nothing applies
     assert again == [False, False, False] and run is not None
     assert await store.move_steps("nope", moves[:1]) == ([False], None)
+
+
+async def test_delete_runs_removes_old_ended_runs_and_their_approvals(
+    store: WorkflowBackend,
+) -> None:
+    for i in range(4):
+        await store.create_run(new_run(f"r{i}", tenant="t1", created=100 + i))
+    await move(store, "r0", "b", [c.PENDING], c.WAITING, {"approval_id": "ap0"})
+    done = {"error": None, "finished_at": 200.0}
+    await store.move_run("r0", from_states=[c.RUNNING], to_state=c.COMPLETED, fields=done)
+    await store.move_run("r1", from_states=[c.RUNNING], to_state=c.FAILED, fields=done)
+    late = {"error": None, "finished_at": 900.0}
+    await store.move_run("r2", from_states=[c.RUNNING], to_state=c.COMPLETED, fields=late)
+    approval = new_approval("ap0")
+    approval.run_id = "r0"
+    await store.create_approval(approval)
+    assert await store.delete_runs(500.0, limit=1) == 1
+    assert await store.delete_runs(500.0, limit=10) == 1
+    assert await store.delete_runs(500.0, limit=10) == 0
+    left = await store.list_runs(tenant="t1", state=None, limit=10, offset=0)
+    assert [r.id for r in left] == ["r3", "r2"]  # running, and finished after the cutoff
+    assert await store.get_run("r0") is None and await store.get_approval("ap0") is None
+    assert await store.list_approvals(tenant=None, state=None, limit=10, offset=0) == []
+    assert await store.pending_approvals() == 0

@@ -278,6 +278,11 @@ async def test_read_api_lists_runs_by_tenant_and_state(env: Running) -> None:
     assert [r.id for r in await env.flows.runs(state=c.RUNNING)] == [first.id]
     listed = (await env.flows.runs(tenant="a"))[0].to_dict()
     assert listed["steps"][0]["name"] == "inc" and listed["state"] == c.RUNNING
+    assert await env.flows.purge(3600) == 0  # ended just now: kept
+    assert await env.flows.purge(0) == 1  # the cancelled one; the running one stays
+    assert [r.id for r in await env.flows.runs()] == [first.id]
+    with pytest.raises(ValueError):
+        await env.flows.purge(-1)
 
 
 async def test_steps_run_on_the_workflows_queue_or_their_tasks_queue(env: Running) -> None:

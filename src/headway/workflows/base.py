@@ -113,6 +113,12 @@ class WorkflowBackend(ABC):
     ) -> bool:  # fmt: skip
         """Atomic CAS on the run's state; ``fields`` among output, error, finished_at."""
 
+    @abstractmethod
+    async def delete_runs(self, finished_before: float, limit: int) -> int:
+        """Delete up to ``limit`` ended runs (completed, failed, cancelled) that finished
+        before ``finished_before``, with their steps and their steps' approvals; returns
+        how many."""
+
     # -- approvals --------------------------------------------------------------------
 
     @abstractmethod

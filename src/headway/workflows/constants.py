@@ -57,6 +57,7 @@ COLLECT_MODES = (INPUT, VALUE, LIST, DICT)
 DEFAULT_QUEUE = "workflows"
 DEFAULT_APPROVAL_EXPIRY = 7 * 86400.0
 DEFAULT_SWEEP_INTERVAL = 30.0
+DEFAULT_RETENTION = 30 * 86400.0
 REDIS_PREFIX = "hw"
 
 # The job meta key that marks a job as a workflow step: {"run": id, "step": name}.

@@ -129,6 +129,8 @@ class Workflows(Capability):
             await asyncio.sleep(self.settings.sweep_interval)
             try:
                 await self.sweep(min_age=self.settings.sweep_interval)
+                if self.settings.retention > 0:
+                    await self.purge(self.settings.retention)
             except Exception as exc:
                 log.warning("workflow sweep failed: %s", exc)
 
@@ -317,6 +319,13 @@ class Workflows(Capability):
             except Exception:
                 log.exception("workflow sweep: run %s could not be repaired", run_id)
         return len(ids)
+
+    async def purge(self, older_than: float, *, limit: int = 1000) -> int:
+        """Delete ended runs that finished more than ``older_than`` seconds ago, with
+        their approvals; returns how many (at most ``limit``)."""
+        if older_than < 0:
+            raise ValueError("older_than must be >= 0 seconds")
+        return await self.backend.delete_runs(time.time() - older_than, limit)
 
     # -- approvals --------------------------------------------------------------------
 

@@ -39,6 +39,12 @@ class WorkflowsSettings(BaseSettings):
         description="Seconds between sweeps that expire approvals and repair runs whose "
         "advance was interrupted; 0 = no background sweep.",
     )
+    retention: float = Field(
+        c.DEFAULT_RETENTION,
+        ge=0,
+        description="Seconds an ended run (and its approvals) is kept after it finished; "
+        "the background sweep deletes older ones; 0 = keep forever.",
+    )
     redis_prefix: str = Field(
         c.REDIS_PREFIX,
         min_length=1,

@@ -80,6 +80,18 @@ class MemoryWorkflowBackend(WorkflowBackend):
             setattr(run, name, copy.deepcopy(value))
         return True
 
+    async def delete_runs(self, finished_before: float, limit: int) -> int:
+        old = [
+            r.id for r in self._runs.values()
+            if r.state in c.FINAL_RUN and (r.finished_at or 0) < finished_before
+        ][:limit]  # fmt: skip
+        for run_id in old:
+            del self._runs[run_id]
+        gone = set(old)
+        for approval_id in [a.id for a in self._approvals.values() if a.run_id in gone]:
+            del self._approvals[approval_id]
+        return len(old)
+
     async def create_approval(self, approval: ApprovalRecord) -> None:
         self._approvals[approval.id] = copy.deepcopy(approval)
 

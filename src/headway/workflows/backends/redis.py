@@ -239,6 +239,47 @@ class RedisWorkflowBackend(WorkflowBackend):
             await self.redis.zrem(self._index("wf:active", None), run_id)
         return won
 
+    async def delete_runs(self, finished_before: float, limit: int) -> int:
+        index, start, deleted = self._index("wf:runs", None), 0, 0
+        while deleted < limit:
+            # oldest first; a run created after the cutoff cannot have finished before it
+            found: Any = await self.redis.zrangebyscore(
+                index, "-inf", f"({finished_before!r}", start=start, num=_SCAN
+            )
+            ids = [i.decode() for i in found]
+            if not ids:
+                break
+            runs = {r.id: r for r in await self._fetch_runs(ids)}
+            old = [
+                r for r in runs.values()
+                if r.state in c.FINAL_RUN and (r.finished_at or 0) < finished_before
+            ][: limit - deleted]  # fmt: skip
+            stale = [i for i in ids if i not in runs]
+            await self._forget(old, stale)
+            deleted += len(old)
+            start += len(ids) - len(old) - len(stale)
+            if len(ids) < _SCAN:
+                break
+        return deleted
+
+    async def _forget(self, old: Sequence[RunRecord], stale: Sequence[str]) -> None:
+        pipe = self._pipeline()
+        for run_id in stale:
+            pipe.zrem(self._index("wf:runs", None), run_id)
+        for run in old:
+            pipe.delete(self._run_key(run.id))
+            for index in {self._index("wf:runs", None), self._index("wf:runs", run.tenant)}:
+                pipe.zrem(index, run.id)
+            pipe.zrem(self._index("wf:active", None), run.id)
+            for approval_id in (s.approval_id for s in run.steps.values() if s.approval_id):
+                pipe.delete(self._approval_key(approval_id))
+                tenant_index = self._index("wfa:all", run.tenant)
+                for index in {self._index("wfa:all", None), tenant_index}:
+                    pipe.zrem(index, approval_id)
+                pipe.zrem(self._index("wfa:pending", None), approval_id)
+        if stale or old:
+            await pipe.execute()
+
     # -- approvals --------------------------------------------------------------------
 
     async def create_approval(self, approval: ApprovalRecord) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     exists,
     func,
     insert,
@@ -94,6 +95,7 @@ approvals = Table(
     Column("comment", Text),
     Index("headway_wf_approvals_tenant", "tenant", "state", "created_at"),
     Index("headway_wf_approvals_state", "state", "created_at"),
+    Index("headway_wf_approvals_run", "run_id"),
 )
 
 
@@ -246,6 +248,21 @@ class SqlWorkflowBackend(WorkflowBackend):
         )
         async with self.engine.begin() as conn:
             return _count(await conn.execute(stmt)) == 1
+
+    async def delete_runs(self, finished_before: float, limit: int) -> int:
+        query = (
+            select(runs.c.id)
+            .where(runs.c.state.in_(list(c.FINAL_RUN)), runs.c.finished_at < finished_before)
+            .order_by(runs.c.finished_at)
+            .limit(limit)
+        )
+        async with self.engine.begin() as conn:
+            ids = [str(r.id) for r in await conn.execute(query)]
+            if ids:
+                await conn.execute(delete(approvals).where(approvals.c.run_id.in_(ids)))
+                await conn.execute(delete(steps).where(steps.c.run_id.in_(ids)))
+                await conn.execute(delete(runs).where(runs.c.id.in_(ids)))
+        return len(ids)
 
     # -- approvals --------------------------------------------------------------------
 
