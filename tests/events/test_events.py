@@ -169,3 +169,20 @@ async def test_two_event_classes_cannot_share_a_name(backend: str) -> None:
 
         class OrderPlaced(Event):  # another module's class of the same name
             other: int
+
+
+async def test_publish_and_declaration_errors(backend: str, make_hub: MakeHub) -> None:
+    hw = await make_hub()
+    for channel, event, data, message in [
+        ("tenant 1", "E", {}, "invalid channel"),
+        ("tenant.1", "E\n", {}, "invalid event name"),
+        ("tenant.1", "E", {"x": object()}, "not JSON"),
+        ("tenant.1", "E", b"{not json", "not JSON"),
+        ("tenant.1", "E", "x" * 70_000, "HEADWAY_EVENTS_MAX_PAYLOAD"),
+    ]:
+        with pytest.raises(EventError, match=message):
+            await hw.events.publish(channel, event, data)
+    with pytest.raises(TypeError, match="AsyncSession or Session"):
+        await hw.events.dispatch(OrderPlaced(tenant_id=1, order_id=1), session="not a session")
+    with pytest.raises(ValueError, match="invalid queue name"):
+        hw.events.listener(OrderPlaced, queued=True, queue="bad queue{x}")

@@ -160,6 +160,10 @@ class Events(Capability):
             if not isinstance(event_type, type):
                 raise TypeError(f"{event_type!r} is not an event class")
             register_event(event_type)
+        if queue is not None:
+            from headway.jobs.core import check_queue
+
+            check_queue(queue)
         task = self._listener_task(retries) if queued or queue or retries is not None else None
 
         def register(fn: F) -> F:
@@ -228,9 +232,11 @@ class Events(Capability):
         if not isinstance(event, str) or not NAME_RE.fullmatch(event):
             raise EventError(f"invalid event name {event!r}: 1-100 of A-Z a-z 0-9 _ . : -")
         try:
-            raw = data if isinstance(data, bytes) else orjson.dumps(data)
-        except TypeError as exc:
-            raise EventError(f"the data of {event} is not JSON-serialisable: {exc}") from None
+            raw = orjson.dumps(data) if not isinstance(data, bytes) else data
+            if isinstance(data, bytes):
+                orjson.loads(data)  # bytes must already be JSON
+        except (TypeError, orjson.JSONDecodeError) as exc:
+            raise EventError(f"the data of {event} is not JSON: {exc}") from None
         if len(raw) > self.settings.max_payload:
             raise EventError(f"{event} is {len(raw)} bytes, above HEADWAY_EVENTS_MAX_PAYLOAD")
         return await self._publish(channel, event, raw)
@@ -255,6 +261,8 @@ class Events(Capability):
         from sqlalchemy import event as sa_event
 
         sync = getattr(session, "sync_session", session)
+        if not isinstance(getattr(sync, "info", None), dict):
+            raise TypeError(f"session= takes an SQLAlchemy AsyncSession or Session, not {sync!r}")
         key = f"headway.events.{id(self)}"
         if key not in sync.info:
             sync.info[key] = []
