@@ -29,6 +29,8 @@ from headway.observe.metrics import UNMATCHED, HttpMetrics
 __all__ = ["ObserveMiddleware", "route_template"]
 
 access_log = logging.getLogger("headway.access")
+_ACCESS = access_log.name
+_new_entry = tuple.__new__  # AccessEntry(...) without its Python-level __new__
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _REQUEST_ID = b"x-request-id"
 _MAX_TABLES = 64
@@ -201,7 +203,11 @@ class ObserveMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             seconds = time.perf_counter() - start
-            route = route_template(scope, root_path)
+            path_format = getattr(scope.get("route"), "path_format", None)
+            if type(path_format) is str and scope.get("root_path", "") == root_path:
+                route = path_format  # route_template's first case, without the call
+            else:
+                route = route_template(scope, root_path)
             if metrics is not None:
                 metrics.done(scope["method"], route, status, seconds, size)
             if self.access:
@@ -229,10 +235,10 @@ class ObserveMiddleware:
         handler = line_handler(access_log, level)
         if handler is not None:  # formatted with the next lines, as logging would
             fields = dict(ctx.fields) if ctx.fields else None
-            entry = AccessEntry(
-                time.time(), level, access_log.name, method, path, status, ms, size, ctx, route,
-                fields,
-            )  # fmt: skip
+            entry = _new_entry(
+                AccessEntry,
+                (time.time(), level, _ACCESS, method, path, status, ms, size, ctx, route, fields),
+            )
             handler.write_access(entry)
             return
         extra = {"status": status, "duration_ms": round(ms, 2), "bytes": size}

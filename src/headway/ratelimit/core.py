@@ -20,7 +20,7 @@ from headway.ratelimit.decision import Decision, Result
 from headway.ratelimit.faults import Metrics, ThrottledLog
 from headway.ratelimit.integration import Dependency, make_decorator, make_dependency
 from headway.ratelimit.lease import Checker, LeaseCache
-from headway.ratelimit.plan import Answer, Plan
+from headway.ratelimit.plan import SLOW, Answer, Plan
 from headway.ratelimit.policy import PLAN, Identity, Policy, ScopePart, hashed, limit_key
 from headway.ratelimit.rate import Rate
 from headway.ratelimit.settings import RateLimitSettings
@@ -108,6 +108,8 @@ class RateLimits(Capability):
         self._checks: dict[tuple[Algorithm, str, int, int, int, int], Check] = {}
         # (policy, client ip) -> the request's check when it depends on nothing else
         self._plans: dict[tuple[str, str | None], Plan | None] = {}
+        # (path, method, peer) -> its Plan, None (no policy applies) or SLOW
+        self._fast: dict[tuple[str, str, str | None], Any] = {}
         self._lease: LeaseCache | None = None  # the checker, in lease mode
         self._load_policies()
 
@@ -155,6 +157,7 @@ class RateLimits(Capability):
         self.policies[name] = policy
         self._routing.clear()
         self._plans.clear()
+        self._fast.clear()
         return policy
 
     def protect(self, prefix: str, *policies: str, methods: Iterable[str] | None = None) -> Rule:
@@ -164,6 +167,7 @@ class RateLimits(Capability):
         rule = Rule(prefix, policies, frozenset(m.upper() for m in methods) if methods else None)
         self.rules.append(rule)
         self._routing.clear()
+        self._fast.clear()
         return rule
 
     def get_policy(self, policy: str | Policy) -> Policy:
@@ -185,6 +189,7 @@ class RateLimits(Capability):
         """:meth:`policies_for` without the copy: the cached list, not to be changed."""
         if self._routing_rules != len(self.rules):
             self._routing.clear()
+            self._fast.clear()
             self._routing_rules = len(self.rules)
         found = self._routing.get((path, method))
         if found is None:
@@ -285,6 +290,29 @@ class RateLimits(Capability):
 
     # -- the middleware's hot path: one policy, a caller without identity -------------
 
+    def fast_plan(self, scope: Scope) -> Any:
+        """The middleware's first look: the request's :class:`Plan`, None when no rule
+        applies, or :data:`SLOW` (several policies, an identify hook, trusted proxies:
+        :meth:`routed` and :meth:`check_request` answer). One lookup per request, by
+        path, method and peer address."""
+        if (
+            self.identify is not None
+            or self.client_ip.trusted
+            or self._routing_rules != len(self.rules)
+            or not self.settings.enabled
+        ):
+            return SLOW
+        client = scope.get("client")
+        key = (scope["path"], scope["method"], client[0] if client else None)
+        found = self._fast.get(key, _UNKNOWN)
+        if found is _UNKNOWN:
+            policies = self.routed(key[0], key[1])
+            found = (self.plan_for(scope, policies) or SLOW) if policies else None
+            if len(self._fast) >= CACHE_MAX:
+                self._fast.clear()
+            self._fast[key] = found
+        return found
+
     def plan_for(self, scope: Scope, policies: Sequence[Policy]) -> Plan | None:
         """The request's check when it is one policy's and its key depends on the client
         address alone (cached per policy and address: per peer address when no proxy is
@@ -339,6 +367,7 @@ class RateLimits(Capability):
             plan = Plan(check, policy, rate.period, self.metrics.allowed_cell(policy.name))
         if len(self._plans) >= CACHE_MAX:
             self._plans.clear()
+            self._fast.clear()
         self._plans[(policy.name, peer)] = plan
         return plan
 

@@ -8,7 +8,6 @@ whose backend is down) with the JSON error shape, and never reaches the app.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -21,11 +20,11 @@ from headway.ratelimit.decision import (
     Result,
 )
 from headway.ratelimit.headers import RawHeaders, rate_limit_headers
+from headway.ratelimit.plan import SLOW
 from headway.web.errors import HTTPError, error_body
 
 if TYPE_CHECKING:
     from headway.ratelimit.core import RateLimits
-    from headway.ratelimit.policy import Policy
 
 RESULTS_STATE = "headway.ratelimit.results"
 MIDDLEWARE_STATE = "headway.ratelimit.middleware"
@@ -41,13 +40,12 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or not limits.rules:
             await self.app(scope, receive, send)
             return
-        policies = limits.routed(scope["path"], scope["method"])
-        if not policies:
+        plan = limits.fast_plan(scope)
+        if plan is None:  # no rule applies
             await self.app(scope, receive, send)
             return
-        plan = limits.plan_for(scope, policies)
-        if plan is None:
-            await self._checked(scope, receive, send, policies)
+        if plan is SLOW:
+            await self._checked(scope, receive, send)
             return
         answer = limits.take_local(plan) or await limits.check_plan(plan)  # the hot path
         if type(answer) is not tuple:
@@ -71,10 +69,21 @@ class RateLimitMiddleware:
 
         await self.app(scope, receive, send_with_headers)
 
-    async def _checked(
-        self, scope: Scope, receive: Receive, send: Send, policies: Sequence[Policy]
-    ) -> None:
-        await self._decided(scope, receive, send, await self.limits.check_request(scope, policies))
+    async def _checked(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The general path: the rules' policies, a plan when there is one."""
+        limits = self.limits
+        policies = limits.routed(scope["path"], scope["method"])
+        if not policies:
+            await self.app(scope, receive, send)
+            return
+        plan = limits.plan_for(scope, policies)
+        answer: Decision
+        if plan is None:
+            answer = await limits.check_request(scope, policies)
+        else:
+            found = limits.take_local(plan) or await limits.check_plan(plan)
+            answer = found if isinstance(found, Decision) else Decision([plan.result(found)])
+        await self._decided(scope, receive, send, answer)
 
     async def _decided(self, scope: Scope, receive: Receive, send: Send, answer: Decision) -> None:
         """The app behind a decision of the slow path (several policies, an identity)."""

@@ -11,6 +11,8 @@ itself and two numbers, ``remaining`` and ``reset``, rendered into the headers w
 
 from __future__ import annotations
 
+from typing import Any
+
 from headway.ratelimit.base import Check
 from headway.ratelimit.decision import Result
 from headway.ratelimit.headers import RawHeaders, policy_field
@@ -18,6 +20,7 @@ from headway.ratelimit.policy import Policy
 
 # what a request served on the hot path answers: (remaining, reset seconds)
 Answer = tuple[int, int]
+SLOW: Any = object()  # RateLimits.fast_plan: the request needs the general path
 
 
 class Plan:
@@ -81,4 +84,4 @@ class Plan:
         return Result(self.policy.name, self.limit, self.window, answer[0], answer[1], 0, True)
 
 
-__all__ = ["Answer", "Plan"]
+__all__ = ["SLOW", "Answer", "Plan"]
