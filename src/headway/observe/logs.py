@@ -430,7 +430,7 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
             return
         with self.lock or contextlib.nullcontext():
             pending, self._pending = self._pending, []
-            lines = [line for line in map(self._format_entry, pending) if line is not None]
+            lines = self._format_all(pending)
             if not lines:
                 return
             try:
@@ -438,6 +438,15 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 self.stream.flush()
             except Exception:
                 self.handleError(pending[-1].record())
+
+    def _format_all(self, pending: list[AccessEntry]) -> list[str]:
+        formatter = self.formatter
+        if isinstance(formatter, _FORMATTERS):
+            try:  # the common case: one call per line
+                return [formatter.format_access(entry) for entry in pending]
+            except Exception:  # noqa: S110 - line by line below, each error reported
+                pass
+        return [line for line in map(self._format_entry, pending) if line is not None]
 
     def _format_entry(self, entry: AccessEntry) -> str | None:
         formatter = self.formatter

@@ -211,7 +211,13 @@ class ObserveMiddleware:
             if metrics is not None:
                 metrics.done(scope["method"], route, status, seconds, size)
             if self.access:
-                self._log(scope, ctx, route, status, seconds, size)
+                path = scope["path"]
+                if status >= 500:
+                    level = logging.ERROR
+                else:
+                    level = logging.DEBUG if path in self.quiet_paths else logging.INFO
+                if access_log.isEnabledFor(level):
+                    self._log(scope, ctx, route, status, seconds, size, level)
             _CURRENT.reset(token)
 
     def _log(
@@ -222,15 +228,9 @@ class ObserveMiddleware:
         status: int,
         seconds: float,
         size: int,
+        level: int,
     ) -> None:
-        path = scope["path"]
-        if status >= 500:
-            level = logging.ERROR
-        else:
-            level = logging.DEBUG if path in self.quiet_paths else logging.INFO
-        if not access_log.isEnabledFor(level):
-            return
-        method = scope["method"]
+        path, method = scope["path"], scope["method"]
         ms = seconds * 1000
         handler = line_handler(access_log, level)
         if handler is not None:  # formatted with the next lines, as logging would
