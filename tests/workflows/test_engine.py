@@ -69,6 +69,12 @@ async def test_chain_passes_each_result_to_the_next_step(env: Running) -> None:
     await eventually(lambda: completed)  # hooks fire just after the state is stored
     assert completed == [run.id]
 
+    async def starts_stored() -> bool:  # copied from the jobs once the run ended
+        stored = await env.flows.backend.get_run(run.id)
+        return stored is not None and all(s.started_at for s in stored.steps.values())
+
+    await eventually(starts_stored)
+
 
 async def test_group_join_receives_every_result_in_order(env: Running) -> None:
     t = add_tasks(env)

@@ -10,6 +10,7 @@ then calls it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -308,7 +309,30 @@ class Engine:
             run.state, run.output, run.error = state, output, error
             await self.close_open_steps(run)
             await self.fire(state, run, None)
+            await self.record_starts(run)
         return won
+
+    async def record_starts(self, run: RunRecord) -> None:
+        """Copy each finished step's start time from its job (the job system records
+        it; reading it on every step would cost a round trip on the path of each step).
+        Best effort, once the run ended, while the jobs are still kept."""
+        todo = [
+            r for r in run.steps.values()
+            if r.job_id and r.started_at is None and r.state in (c.SUCCEEDED, c.STEP_FAILED)
+        ]  # fmt: skip
+        if not todo:
+            return
+        try:
+            jobs = await asyncio.gather(*(self.jobs.get(str(r.job_id), r.queue) for r in todo))
+            moves = [
+                StepMove(r.name, (r.state,), r.state, {"started_at": job.started_at})
+                for r, job in zip(todo, jobs, strict=True)
+                if job is not None and job.started_at is not None
+            ]
+            if moves:
+                await self.store.move_steps(run.id, moves)
+        except Exception as exc:  # a missing start time is not worth failing anything for
+            log.info("run %s: step start times not recorded (%s)", run.id, exc)
 
     async def close_open_steps(self, run: RunRecord) -> None:
         """After the run ended: skip pending steps, cancel queued jobs and open approvals."""
