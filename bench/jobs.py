@@ -1,7 +1,7 @@
 """Job system throughput and latency, printed as JSON (issue 4's figures).
 
-    python bench/jobs.py [--backends redis,sqlite] [--loops asyncio,uvloop] [--jobs 20000]
-                         [--rate 500] [--seconds 5] [--repeat 3]
+    python bench/jobs.py [--backends redis,sqlite,postgres] [--loops asyncio,uvloop]
+                         [--jobs 20000] [--rate 500] [--pg-rate 200] [--seconds 5] [--repeat 3]
 
 Per backend and event loop, with one in-process worker and a no-op task:
 - enqueue_one_per_s: ``await task.enqueue()`` in one coroutine loop (concurrency 1: each
@@ -16,6 +16,10 @@ Per backend and event loop, with one in-process worker and a no-op task:
 "redis" runs on the default asyncio loop, "redis_uvloop" on uvloop (when installed).
 Redis: the local server (127.0.0.1:6379), keys under a random prefix deleted afterwards.
 SQLite: a temporary file.
+PostgreSQL: the local server (database ``test``, or ``HEADWAY_BENCH_PG_URL``), the job
+tables in a schema of their own dropped afterwards; latency at ``--pg-rate`` jobs/s (issue
+5's 200/s), woken by LISTEN/NOTIFY, and again as polling_latency_* with NOTIFY off (the
+worker then polls every 50 ms, its default poll interval).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from headway import Headway
 from headway.jobs import Jobs
 
 REDIS = "redis://127.0.0.1:6379/0"
+PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def make_hub(url: str) -> tuple[Headway, Jobs, list[float]]:
@@ -128,7 +133,7 @@ async def latency(jobs: Jobs, delays: list[float], rate: int, seconds: float) ->
     }
 
 
-async def bench(url: str, args: argparse.Namespace) -> dict[str, Any]:
+async def bench(url: str, args: argparse.Namespace, rate: int | None = None) -> dict[str, Any]:
     hub, jobs, delays = make_hub(url)
     async with hub:
         out: dict[str, Any] = await enqueue_rates(jobs, args.jobs, args.repeat)
@@ -136,7 +141,8 @@ async def bench(url: str, args: argparse.Namespace) -> dict[str, Any]:
         await drain(jobs, queued, 50, enqueue=False)  # empty it
         out["drain_c1_per_s"] = await drain(jobs, min(args.jobs, 5000), 1)
         out["drain_c50_per_s"] = await drain(jobs, args.jobs, 50)
-        out.update(await latency(jobs, delays, args.rate, args.seconds))
+        out["latency_rate"] = rate or args.rate
+        out.update(await latency(jobs, delays, rate or args.rate, args.seconds))
     return out
 
 
@@ -166,6 +172,24 @@ async def bench_redis(args: argparse.Namespace) -> dict[str, Any]:
         await cleanup_redis(prefix)
 
 
+async def bench_postgres(args: argparse.Namespace) -> dict[str, Any]:
+    import asyncpg
+
+    schema = f"hwbench_{uuid.uuid4().hex[:8]}"
+    url = f"{os.environ.get('HEADWAY_BENCH_PG_URL', PG)}?jobs_schema={schema}"
+    try:
+        out = await bench(url, args, rate=args.pg_rate)
+        hub, jobs, delays = make_hub(f"{url}&notify=0")
+        async with hub:
+            polled = await latency(jobs, delays, args.pg_rate, args.seconds)
+        out.update({f"polling_{name}": value for name, value in polled.items()})
+        return out
+    finally:
+        conn = await asyncpg.connect(url.partition("?")[0])
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
+
+
 async def bench_sqlite(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         return await bench(f"sqlite:///{Path(tmp) / 'jobs.db'}", args)
@@ -177,6 +201,7 @@ def main() -> None:
     parser.add_argument("--loops", default="asyncio,uvloop")
     parser.add_argument("--jobs", type=int, default=20000)
     parser.add_argument("--rate", type=int, default=500)
+    parser.add_argument("--pg-rate", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
@@ -190,7 +215,7 @@ def main() -> None:
     if "uvloop" in loops and importlib.util.find_spec("uvloop") is None:
         loops.remove("uvloop")
     for kind in args.backends.split(","):
-        run = {"redis": bench_redis, "sqlite": bench_sqlite}[kind]
+        run = {"redis": bench_redis, "sqlite": bench_sqlite, "postgres": bench_postgres}[kind]
         for loop in loops:
             name = kind if loop == "asyncio" else f"{kind}_{loop}"
             results[name] = run_loop(loop, run(args))

@@ -170,6 +170,7 @@ END $$;
 -- queue row is locked for the claim (claims of a limited queue take turns), the starts
 -- of the last period (rate_marks) are counted, p_limit is lowered to what is left, and
 -- a tenant (key) gives no more than what is left of its own limit.
+-- The claim's commit is asynchronous (synchronous_commit off for its transaction).
 -- Returns the claimed jobs, o_pos giving the order in which to start them.
 DROP FUNCTION IF EXISTS __SCHEMA__.claim(text, text, integer, float8, text, text);
 CREATE OR REPLACE FUNCTION __SCHEMA__.claim(
@@ -185,6 +186,9 @@ DECLARE
     per integer;
     got integer := 0;
 BEGIN
+    -- A claim need not wait for its WAL flush: lost in a server crash, its jobs are
+    -- simply queued again (at-least-once holds). Enqueues stay synchronous.
+    PERFORM set_config('synchronous_commit', 'off', true);
     UPDATE __SCHEMA__.jobs j SET state = 'queued'
     WHERE j.queue = p_queue AND j.id IN (
         SELECT s.id FROM __SCHEMA__.jobs s
