@@ -133,6 +133,7 @@ class PlanShape(LoadTestShape):
         super().__init__()  # type: ignore[no-untyped-call]
         self.broke: dict[str, Any] | None = None
         self.held: dict[str, Any] = {"users": 0, "rps": 0.0}
+        self.breaches = 0  # consecutive ticks over a limit (one noisy second is not a break)
 
     def tick(self) -> tuple[int, float] | None:
         now = self.get_run_time()  # type: ignore[no-untyped-call]
@@ -152,6 +153,9 @@ class PlanShape(LoadTestShape):
         errors = (total.current_fail_per_sec or 0.0) / rps if rps else 0.0
         limits = CONFIG["stress"]
         if p95 > limits["p95_ms"] or errors > limits["error_ratio"]:
+            self.breaches += 1
+            if self.breaches < limits["ticks"]:
+                return False
             self.broke = {
                 "second": round(now, 1),
                 "users": self.runner.user_count,
@@ -160,6 +164,7 @@ class PlanShape(LoadTestShape):
                 "error_ratio": round(errors, 4),
             }
             return True
+        self.breaches = 0
         self.held = {"users": self.runner.user_count, "rps": round(rps, 1), "p95_ms": p95}
         return False
 

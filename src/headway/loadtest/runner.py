@@ -120,7 +120,8 @@ def accounts(host: str, keys: list[str]) -> list[dict[str, Any]]:
 
 def _driver_config(test: LoadTest, work: Path, accounts: list[dict[str, Any]]) -> dict[str, Any]:
     s, c = test.scenario, test.criteria
-    stress = {"p95_ms": c.p95_ms, "error_ratio": c.error_ratio, "warmup": min(10.0, s.duration / 3)}
+    warmup = min(10.0, s.duration / 3)
+    stress = {"p95_ms": c.p95_ms, "error_ratio": c.error_ratio, "warmup": warmup, "ticks": 3}
     return {
         "host": test.host,
         "plan": s.plan(),

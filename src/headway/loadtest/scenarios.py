@@ -84,8 +84,8 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "stress",
-            "Users added steadily up to 2,000 (1 action/s each) over 10 minutes; stops at the "
-            "first 10 s window whose p95 or error rate breaks the criteria.",
+            "Users added steadily up to 2,000 (1 action/s each) over 10 minutes; stops when the "
+            "p95 or error rate of the last 10 s breaks the criteria 3 seconds in a row.",
             users=2000,
             rate=2000,
             ramp=600,
