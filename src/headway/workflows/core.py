@@ -243,7 +243,7 @@ class Workflows(Capability):
         await self.backend.create_run(run)
         await self._fire("started", run, None)
         await self.engine.advance(run)
-        return await self.get(run.id)
+        return _view(await self.backend.get_run(run.id) or run)
 
     async def get(self, run_id: str, *, tenant: str | int | None = None) -> RunRecord:
         """The run with its steps, as the read API shows it: ``state`` is ``waiting``

@@ -304,8 +304,9 @@ class Engine:
             run.id, from_states=(c.RUNNING,), to_state=state, fields=fields
         )
         if won:
-            # a fresh read: a step claimed since ``run`` was read is closed too
-            run = await self.store.get_run(run.id) or run
+            if state != c.COMPLETED:  # every step succeeded: nothing to close
+                # a fresh read: a step claimed since ``run`` was read is closed too
+                run = await self.store.get_run(run.id) or run
             run.state, run.output, run.error = state, output, error
             await self.close_open_steps(run)
             await self.fire(state, run, None)
