@@ -23,8 +23,6 @@ from headway.demo.events import (
     WorkflowCompleted,
 )
 from headway.demo.models import Agent, Post, Tenant, User
-from headway.demo.realtime import install_realtime
-from headway.demo.realtime import router as realtime_router
 from headway.demo.seed import seed
 
 
@@ -68,9 +66,7 @@ async def demo(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Demo]:
         inprocess_worker=False,
     )
     hw = Headway(settings)
-    install_realtime(hw)
-    app = create_app(hw=hw)
-    app.include_router(realtime_router)
+    app = create_app(hw=hw)  # installs the API-key channel authorizer and its router
     async with Server(app) as server:
         keys = {k.tenant: k.key for k in await seed(hw.connections.engine())}
         acme = await _tenancy(hw, "acme", keys["acme"])

@@ -16,6 +16,7 @@ from sqlalchemy.orm.strategy_options import _AbstractLoad
 from starlette.requests import Request
 
 from headway.demo.auth import CurrentPrincipal, Principal, ReadSession, Session
+from headway.demo.events import PostPublished, PostUpdated, PostViewed
 from headway.demo.models import Agent, Post, PostStatus, Subscriber, Tag, Tenant, utcnow
 from headway.demo.schemas import (
     AGENT_FIELDS,
@@ -41,6 +42,8 @@ from headway.web import (
     parse_include,
     select_fields,
 )
+
+SITEMAP_LIMIT = 50_000  # the sitemap protocol's limit per file
 
 router = APIRouter(prefix="/api/v2")
 
@@ -220,6 +223,15 @@ async def create_post(
     )
     post.tags = await _tags(session, principal.tenant_id, body.tags)
     session.add(post)
+    await session.flush()
+    if body.status is PostStatus.published:
+        published = PostPublished(
+            tenant_id=principal.tenant_id,
+            post_id=post.id,
+            title=post.title,
+            author_id=post.author_id,
+        )
+        await from_request(request).events.dispatch(published, session=session)
     await session.commit()
     await _posts_changed(request, principal, post.id)
     post = await _get_post(session, principal, post.id, frozenset({"tags"}))
@@ -242,7 +254,10 @@ async def get_post(
         post = await _get_post(session, principal, post_id, embed)  # 404 is not cached
         return select_fields(post_out(post, embed), None if chosen is None else chosen | embed)
 
-    return await _cached(request, principal, load, tags=["posts", f"post:{post_id}"])
+    answer = await _cached(request, principal, load, tags=["posts", f"post:{post_id}"])
+    viewed = PostViewed(tenant_id=principal.tenant_id, post_id=post_id)
+    await from_request(request).events.dispatch(viewed)  # counted in batches (listeners.py)
+    return answer
 
 
 async def _cached(
@@ -279,13 +294,29 @@ async def update_post(
         post.title = body.title
     if body.body is not None:
         post.body = body.body
+    newly_published = False
     if body.status is not None:
         if body.status is PostStatus.published and post.published_at is None:
             post.published_at = utcnow()
+            newly_published = True
         post.status = body.status.value
     if body.tags is not None:
         post.tags = await _tags(session, principal.tenant_id, body.tags)
     post.updated_at = utcnow()
+    events = from_request(request).events
+    changed = sorted(body.model_dump(exclude_unset=True))
+    await events.dispatch(
+        PostUpdated(tenant_id=principal.tenant_id, post_id=post_id, fields=changed),
+        session=session,
+    )
+    if newly_published:
+        published = PostPublished(
+            tenant_id=principal.tenant_id,
+            post_id=post_id,
+            title=post.title,
+            author_id=post.author_id,
+        )
+        await events.dispatch(published, session=session)
     await session.commit()
     await _posts_changed(request, principal, post_id)
     post = await _get_post(session, principal, post_id, frozenset({"tags"}))
@@ -304,6 +335,28 @@ async def delete_post(
     await session.commit()
     await _posts_changed(request, principal, post_id)
     return Response(status_code=204)
+
+
+@router.get("/sitemap", summary="The tenant's published posts (for a sitemap)")
+async def sitemap(
+    request: Request, principal: CurrentPrincipal, session: ReadSession
+) -> dict[str, Any]:
+    async def load() -> dict[str, Any]:
+        rows = await session.execute(
+            select(Post.id, Post.title, Post.updated_at)
+            .where(Post.tenant_id == principal.tenant_id, Post.status == "published")
+            .order_by(Post.id)
+            .limit(SITEMAP_LIMIT)
+        )
+        return {
+            "data": [
+                {"id": i, "title": t, "url": f"/api/v2/posts/{i}", "updated_at": u.isoformat()}
+                for i, t, u in rows
+            ]
+        }
+
+    # dropped by the PostPublished / PostUpdated listener (listeners.py)
+    return await _cached(request, principal, load, tags=["sitemap"])
 
 
 @router.post("/posts/{post_id}/subscribers", status_code=201, summary="Subscribe to a post")

@@ -20,6 +20,9 @@ from headway.demo.executions import router as executions_router
 from headway.demo.files import router as files_router
 from headway.demo.keys import router as keys_router
 from headway.demo.limits import install_limits
+from headway.demo.listeners import install_listeners
+from headway.demo.realtime import install_realtime
+from headway.demo.realtime import router as realtime_router
 from headway.demo.reports import register_report_tasks
 from headway.demo.reports import router as reports_router
 from headway.demo.resilience import install_resilience
@@ -44,6 +47,8 @@ def create_app(settings: Settings | None = None, *, hw: Headway | None = None) -
     install_limits(hub)
     install_resilience(hub)
     install_notifications(hub)
+    install_realtime(hub)
+    views = install_listeners(hub)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,7 +59,8 @@ def create_app(settings: Settings | None = None, *, hw: Headway | None = None) -
         app.state.sessions = sessionmaker(engine)
         app.state.execute_agent = execute_agent
         app.state.export_executions = export_executions
-        async with _inprocess_worker(hub):
+        app.state.views = views
+        async with views.running(), _inprocess_worker(hub):
             yield
 
     app = FastAPI(
@@ -69,6 +75,7 @@ def create_app(settings: Settings | None = None, *, hw: Headway | None = None) -
     app.include_router(reports_router)
     app.include_router(keys_router)
     app.include_router(webhooks_router)
+    app.include_router(realtime_router)
     hub.install(app)
     return app
 

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 from headway import BackendUnavailableError, Headway
 from headway.demo.auth import CurrentPrincipal, Session
 from headway.demo.db import sessionmaker
+from headway.demo.events import AgentExecutionCompleted, AgentExecutionFailed
 from headway.demo.models import Agent, Execution, ExecutionStatus, utcnow
 from headway.demo.schemas import Text, _Body, execution_out
 from headway.jobs import Backoff, JobContext, Task, current_job
@@ -66,6 +67,16 @@ def register_tasks(hub: Headway) -> Task:
                 execution.status = ExecutionStatus.failed.value
                 execution.error = f"{type(error).__name__}: {error}"[:2000]
                 execution.finished_at = utcnow()
+                agent = await session.get(Agent, execution.agent_id)
+                failed = AgentExecutionFailed(
+                    tenant_id=execution.tenant_id,
+                    agent_id=execution.agent_id,
+                    execution_id=execution.id,
+                    user_id=execution.user_id,
+                    owner_id=None if agent is None else agent.owner_id,
+                    error=execution.error or "",
+                )
+                await hub.events.dispatch(failed, session=session)  # sent after the commit
                 await session.commit()
 
     async def execute_agent(execution_id: int) -> dict[str, Any]:
@@ -82,6 +93,7 @@ def register_tasks(hub: Headway) -> Task:
             execution.progress = 10
             prompt = str(execution.input.get("prompt", ""))
             agent_name = agent.name if agent is not None else "agent"
+            owner_id = agent.owner_id if agent is not None else None
             await session.commit()
         await ctx.set_progress(10, "calling the model")
         # The provider call goes through the ai-provider breaker: while it is open the
@@ -97,6 +109,15 @@ def register_tasks(hub: Headway) -> Task:
             execution.output = output
             execution.progress = 100
             execution.finished_at = utcnow()
+            completed = AgentExecutionCompleted(
+                tenant_id=execution.tenant_id,
+                agent_id=execution.agent_id,
+                execution_id=execution.id,
+                user_id=execution.user_id,
+                owner_id=owner_id,
+                output=output,
+            )
+            await hub.events.dispatch(completed, session=session)  # sent after the commit
             await session.commit()
         await ctx.set_progress(100, "done")
         return output
