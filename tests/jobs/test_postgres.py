@@ -88,17 +88,17 @@ async def _latency(jobs: Jobs, worker_kw: dict[str, Any]) -> float:
 
 @pg
 async def test_notify_wakes_an_idle_worker_polling_does_not(jobs_url: str, tmp_path: Path) -> None:
-    """With a 5 s poll interval, only LISTEN/NOTIFY can start the job well before it."""
+    """With a 1.5 s poll interval, only LISTEN/NOTIFY can start the job well before it."""
     for notify in (True, False):
         url = f"{jobs_url}&notify={int(notify)}"
         hub = Headway(jobs_url=url, data_dir=tmp_path)
         jobs = hub.add(Jobs(hub))
         async with hub:
-            waited = await _latency(jobs, {"poll_interval": 3.0})
+            waited = await _latency(jobs, {"poll_interval": 1.5})
         if notify:
-            assert waited < 2.0, waited  # woken, not polled
+            assert waited < 0.6, waited  # woken, not polled
         else:
-            assert waited >= 0.5, waited  # waited for the poll (3 s minus the idle 0.3 s)
+            assert waited >= 0.6, waited  # waited for the poll (1.5 s minus the idle 0.3 s)
 
 
 @pg

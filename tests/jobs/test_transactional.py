@@ -105,3 +105,8 @@ async def test_sqlite_session_on_another_file_is_refused(
             await noop.options(session=session).enqueue()
         with pytest.raises(TypeError, match="AsyncSession"):
             await noop.options(session=object()).enqueue()
+
+
+@pytest.mark.parametrize("backend", backend_params("memory", "sqlite", "redis", "postgres"))
+def test_transactional_flag(jobs: Jobs, backend: str) -> None:
+    assert jobs.transactional is (backend in ("sqlite", "postgres"))

@@ -43,6 +43,8 @@ class JobBackend(ABC):
 
     #: The most jobs :meth:`enqueue` is given at once (its one round trip).
     enqueue_batch: ClassVar[int] = c.MAX_BATCH
+    #: Whether :meth:`enqueue_in` (``session=``, transactional enqueue) is supported.
+    transactional: ClassVar[bool] = False
 
     def __init__(self, url: str, connections: Connections | None = None) -> None:
         self.url = url

@@ -96,6 +96,12 @@ class Jobs(Capability):
             raise RuntimeError("jobs are not started: use `async with hw:` or `await hw.start()`")
         return self._backend
 
+    @property
+    def transactional(self) -> bool:
+        """Whether ``session=`` (enqueue in the caller's SQL transaction) is available: a
+        PostgreSQL job store, or SQLite (for sessions on the jobs database file)."""
+        return self.backend.transactional
+
     async def start(self) -> None:
         if self._backend is not None:
             return

@@ -79,6 +79,7 @@ def _record(row: Any) -> JobRecord:
 
 class PostgresJobBackend(JobBackend):
     enqueue_batch = 10 * c.MAX_BATCH  # one statement per batch, whatever its size
+    transactional = True
 
     def __init__(self, url: str, connections: Connections | None = None) -> None:
         super().__init__(url, connections)

@@ -203,6 +203,8 @@ def _same_file(a: str, b: str) -> bool:
 
 
 class SQLiteJobBackend(JobBackend):
+    transactional = True  # through a session on this very file
+
     def __init__(self, url: str, connections: object | None = None) -> None:
         super().__init__(url, None)
         self.path = sqlite_url(url).database or ":memory:"
