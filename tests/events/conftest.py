@@ -17,14 +17,14 @@ from headway import Headway
 from headway.events import EventBackend, Events, EventsSettings
 from headway.registry import resolve
 
-ALL = ("memory", "redis", "postgres")
+ALL = ("memory", "redis", "cluster", "postgres")
 
 
 @pytest.fixture
 def events_url(backend: str, backend_url: str, redis_prefix: str) -> str:
     """The parametrized backend's URL; Redis keys under the test's own prefix, memory on
     a bus of the test's own."""
-    if backend == "redis":
+    if backend in ("redis", "cluster"):
         return f"{backend_url}?prefix={redis_prefix}"
     if backend == "memory":
         return f"memory://{uuid.uuid4().hex[:8]}"

@@ -83,10 +83,29 @@ def plain_url(url: str) -> str:
 def _cluster_client(url: str, settings: Settings) -> Redis:
     from redis.asyncio.cluster import RedisCluster
 
+    class WarmCluster(RedisCluster):
+        """Every first command waits for one discovery of the cluster's slots.
+
+        redis-py discovers the nodes on first use; commands racing that discovery can fail
+        mid-flight and be retried, running a non-idempotent script twice (seen with
+        concurrent EVALSHA on a fresh client). One shared discovery task prevents it.
+        """
+
+        _warming: asyncio.Future[Any] | None = None
+
+        async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+            warming = self._warming
+            if warming is None or (
+                warming.done() and (warming.cancelled() or warming.exception() is not None)
+            ):  # first use, or the last discovery failed: discover (again)
+                self._warming = asyncio.ensure_future(self.initialize())
+            await asyncio.shield(self._warming)  # type: ignore[arg-type]
+            return await super().execute_command(*args, **kwargs)
+
     plain = plain_url(url)
     if urlsplit(plain).path not in ("", "/", "/0"):
         raise ValueError("a Redis Cluster has only database 0")
-    client: Any = RedisCluster.from_url(
+    client: Any = WarmCluster.from_url(
         plain,
         max_connections=settings.pool_max,
         socket_connect_timeout=settings.connect_timeout,
