@@ -64,9 +64,17 @@ def test_retry_pause_resume_clean(store_url: str) -> None:
     assert run("delete", "j2") == (0, "deleted j2\n")
 
 
+def test_cancel(store_url: str) -> None:
+    assert run("cancel", "j2")[0] == 0  # queued: cancelled at once
+    assert json.loads(run("show", "j2")[1])["state"] == "cancelled"
+    code, output = run("cancel", "j1")  # succeeded: too late
+    assert code == 2 and "already finished" in output
+
+
 @pytest.mark.parametrize(
     "args",
     [
+        ["cancel", "nope"],
         ["retry"],
         ["retry", "j0", "--all"],
         ["retry", "nope"],
