@@ -230,6 +230,14 @@ async def test_cancel_and_bad_input(quick: Demo) -> None:
     assert r.status_code == 422
     r = await quick.client.get("/api/v1/workflows/runs/nope", headers=auth)
     assert r.status_code == 404
+    r = await quick.client.get("/api/v1/workflows/runs?state=cancelled", headers=auth)
+    assert [x["id"] for x in r.json()["data"]] == [run["id"]]
+    r = await quick.client.get("/api/v1/workflows/runs?state=running", headers=auth)
+    assert r.json()["data"] == []
+    r = await quick.client.get("/api/v1/workflows/runs", headers=quick.auth("globex"))
+    assert r.json()["data"] == []
+    r = await quick.client.get("/api/v1/workflows/runs?state=bogus", headers=auth)
+    assert r.status_code == 422
     r = await quick.client.get("/api/v1/workflows", headers=auth)
     assert [w["name"] for w in r.json()["data"]] == ["agent-review"]
     r = await quick.client.get("/api/v1/workflows")

@@ -7,7 +7,8 @@ here, named by ``{workflow}`` (``GET /api/v1/workflows`` lists them). The one de
 ``/agents/{id}/execute``) -> ``review`` (a tenant owner approves or rejects; 24 h) ->
 ``finalize`` (the agent refines its draft: a second Execution).
 
-``GET /api/v1/workflows/runs/{run_id}`` shows every step's state; approvals are listed
+``GET /api/v1/workflows/runs/{run_id}`` shows every step's state (``GET
+/api/v1/workflows/runs?state=`` lists the tenant's runs); approvals are listed
 at ``GET /api/v1/approvals?state=pending`` and decided at
 ``POST /api/v1/approvals/{approval_id}/approve`` or ``/reject``: 404 for another
 tenant's (or an unknown) approval, 409 when it expired or was decided already, 403 when
@@ -56,6 +57,10 @@ router = APIRouter(prefix="/api/v1", tags=["workflows"])
 RunId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 ApprovalId = RunId
 WorkflowName = Annotated[str, Path(min_length=1, max_length=100)]
+RunStateQ = Annotated[
+    Literal["running", "waiting", "completed", "failed", "cancelled"] | None,
+    Query(description="Runs in this state (`waiting`: paused for an approval)."),
+]
 ApprovalStateQ = Annotated[
     Literal["pending", "approved", "rejected", "expired", "cancelled", "all"],
     Query(description="Approvals in this state (`all`: every state)."),
@@ -196,6 +201,20 @@ async def start_run(
         raise _unavailable() from None
     location = f"/api/v1/workflows/runs/{run.id}"
     return JSONResponse(run_out(run), status_code=202, headers={"Location": location})
+
+
+@router.get("/workflows/runs", summary="The tenant's workflow runs, newest first")
+async def list_runs(
+    request: Request,
+    principal: CurrentPrincipal,
+    state: RunStateQ = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> dict[str, Any]:
+    found = await from_request(request).workflows.runs(
+        tenant=principal.tenant_id, state=state, limit=limit, offset=offset
+    )
+    return {"data": [run_out(r) for r in found], "meta": {"limit": limit, "offset": offset}}
 
 
 @router.get("/workflows/runs/{run_id}", summary="A run and the state of each step")
