@@ -40,13 +40,14 @@ import httpx
 from _asgi import asgi_batch, cpu_seconds, free_port, wrk
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))  # the checkout this script is in, not an installed one
 
 
 def start_server(observe: bool, data_dir: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWAY_")}
     env.update(
-        PYTHONPATH=f"{ROOT}:{ROOT / 'bench'}",
+        PYTHONPATH=f"{ROOT / 'src'}:{ROOT / 'bench'}",
         HEADWAY_DATA_DIR=data_dir,
         HEADWAY_OBSERVE_ENABLED=str(observe).lower(),
         HEADWAY_OBSERVE_LOGS=str(observe).lower(),
