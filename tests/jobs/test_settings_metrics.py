@@ -115,3 +115,16 @@ async def test_an_idle_worker_is_woken_not_polled(jobs: Jobs) -> None:
     finally:
         worker.stop()
         await asyncio.wait_for(running, 10)
+
+
+def test_postgres_database_url_picks_the_postgres_job_store(tmp_path: Path) -> None:
+    url = "postgresql+asyncpg://app@db.example:5432/app?schema=app"
+    hub = Headway(database_url=url, data_dir=tmp_path)
+    assert hub.settings.backend_url("jobs") == url
+    jobs = Jobs(hub, settings=JobsSettings(pg_schema="my_jobs", pg_notify=False))
+    from headway.jobs.backends.postgres import split_url
+
+    dsn, schema, notify = split_url(jobs._backend_url())
+    assert (dsn, schema, notify) == ("postgresql://app@db.example:5432/app", "my_jobs", False)
+    with pytest.raises(ValueError):
+        JobsSettings(pg_schema="bad-name")
