@@ -19,7 +19,7 @@ from headway.demo.auth import hash_key, new_key
 from headway.demo.db import sessionmaker
 from headway.demo.models import ApiKey, Execution, User
 from headway.demo.seed import seed
-from headway.demo.workflows import register_workflows, router
+from headway.demo.workflows import register_workflows
 
 
 @asynccontextmanager
@@ -27,8 +27,7 @@ async def service(url: str, tmp_path: Path, review_seconds: float = 3600) -> Asy
     settings = Settings(database_url=url, data_dir=tmp_path / ".headway", demo_seed=False)
     hw = Headway(settings)
     app = create_app(hw=hw)
-    register_workflows(hw, review_seconds=review_seconds)  # what the lead wires in app.py
-    app.include_router(router)
+    register_workflows(hw, review_seconds=review_seconds)  # create_app's, with this expiry
     async with app.router.lifespan_context(app):
         seeded = await seed(hw.connections.engine())
         transport = httpx.ASGITransport(app=app)

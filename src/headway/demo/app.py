@@ -21,7 +21,7 @@ from headway.demo.files import router as files_router
 from headway.demo.keys import router as keys_router
 from headway.demo.limits import install_limits
 from headway.demo.listeners import install_listeners
-from headway.demo.realtime import install_realtime
+from headway.demo.realtime import install_realtime, install_workflow_events
 from headway.demo.realtime import router as realtime_router
 from headway.demo.reports import register_report_tasks
 from headway.demo.reports import router as reports_router
@@ -29,6 +29,8 @@ from headway.demo.resilience import install_resilience
 from headway.demo.seed import prepare
 from headway.demo.webhooks import install_notifications
 from headway.demo.webhooks import router as webhooks_router
+from headway.demo.workflows import register_workflows
+from headway.demo.workflows import router as workflows_router
 from headway.jobs import DEFAULT_QUEUES
 
 log = logging.getLogger("headway.demo")
@@ -43,11 +45,13 @@ def create_app(settings: Settings | None = None, *, hw: Headway | None = None) -
     hub.db  # noqa: B018
     hub.storage  # noqa: B018
     execute_agent = register_tasks(hub)
+    register_workflows(hub)  # the agent-review workflow (reuses demo.execute_agent)
     export_executions = register_report_tasks(hub)
     install_limits(hub)
     install_resilience(hub)
     install_notifications(hub)
     install_realtime(hub)
+    install_workflow_events(hub)  # workflow hooks -> WorkflowCompleted/Failed, ApprovalRequested
     views = install_listeners(hub)
 
     @asynccontextmanager
@@ -76,6 +80,7 @@ def create_app(settings: Settings | None = None, *, hw: Headway | None = None) -
     app.include_router(keys_router)
     app.include_router(webhooks_router)
     app.include_router(realtime_router)
+    app.include_router(workflows_router)
     hub.install(app)
     return app
 

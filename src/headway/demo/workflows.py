@@ -105,7 +105,8 @@ async def _mark_failed(hub: Headway, execution_id: int, error: BaseException) ->
 
 
 def register_workflows(hub: Headway, *, review_seconds: float = REVIEW_HOURS * 3600) -> Workflow:
-    """Declare the step task and the ``agent-review`` workflow (after ``register_tasks``)."""
+    """Declare the step task and the ``agent-review`` workflow (after ``register_tasks``);
+    calling it again redefines the workflow (tests shorten the review's expiry)."""
     execute: Task = hub.jobs.tasks["demo.execute_agent"]
 
     async def agent_step(data: dict[str, Any]) -> dict[str, Any]:
@@ -120,15 +121,21 @@ def register_workflows(hub: Headway, *, review_seconds: float = REVIEW_HOURS * 3
         keep = ("tenant_id", "agent_id", "user_id")
         return {**{k: data.get(k) for k in keep}, "execution_id": execution_id, **output}
 
-    task: Task = hub.jobs.task(
-        agent_step,
-        name=STEP_TASK,
-        queue="workflows",
-        retries=2,
-        backoff=Backoff(base=0.2, factor=2, cap=5),
-        timeout=60,
+    known = hub.jobs.tasks.get(STEP_TASK)
+    task: Task = (
+        known
+        if known is not None
+        else hub.jobs.task(
+            agent_step,
+            name=STEP_TASK,
+            queue="workflows",
+            retries=2,
+            backoff=Backoff(base=0.2, factor=2, cap=5),
+            timeout=60,
+        )
     )
     review = approval("review", role=APPROVER_ROLE, expires_in=review_seconds)
+    hub.workflows.definitions.pop(AGENT_REVIEW, None)  # called again: the new expiry wins
     return hub.workflows.chain(
         AGENT_REVIEW, step(task, name="draft"), review, step(task, name="finalize")
     )
