@@ -110,3 +110,14 @@ async def test_sqlite_session_on_another_file_is_refused(
 @pytest.mark.parametrize("backend", backend_params("memory", "sqlite", "redis", "postgres"))
 def test_transactional_flag(jobs: Jobs, backend: str) -> None:
     assert jobs.transactional is (backend in ("sqlite", "postgres"))
+
+
+@pytest.mark.parametrize("backend", backend_params("postgres"))
+async def test_postgres_session_on_another_database_is_refused(jobs: Jobs, hw: Headway) -> None:
+    @jobs.task(name="noop")
+    async def noop() -> None: ...
+
+    other = hw.connections.engine("postgresql://postgres@127.0.0.1:5432/postgres")
+    async with AsyncSession(other) as session:
+        with pytest.raises(ValueError, match="database of the job store"):
+            await noop.options(session=session).enqueue()

@@ -384,12 +384,16 @@ async def _session_connection(session: Any, backend: PostgresJobBackend) -> Any:
 
 
 def _same_database(raw: asyncpg.Connection, backend: PostgresJobBackend) -> bool:
-    params = raw._params  # asyncpg keeps the connected database there
-    addr = raw._addr
+    """Same database name and port as the job store (asyncpg keeps what it connected to
+    in ``_params`` / ``_addr``; when a version does not, the check is left to the
+    server, where a missing function of the jobs schema fails the statement)."""
+    params, addr = getattr(raw, "_params", None), getattr(raw, "_addr", None)
+    if params is None or not hasattr(params, "database"):
+        return True
     mine = urlsplit(backend.dsn)
     database = (mine.path or "/").lstrip("/") or (mine.username or "postgres")
-    host_ok = not isinstance(addr, tuple) or addr[1] == (mine.port or 5432)
-    return bool(params.database == database and host_ok)
+    port_ok = not isinstance(addr, tuple) or addr[1] == (mine.port or 5432)
+    return bool(params.database == database and port_ok)
 
 
 def _statements(s: str) -> dict[str, str]:
