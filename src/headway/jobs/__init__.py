@@ -11,6 +11,13 @@
     async with hw:
         handle = await send_welcome.enqueue(42)
         await jobs.worker(["email"]).run()      # or `headway worker app:hw --queues email`
+
+Per call (``task.options(...)``): ``delay`` / ``run_at``, ``priority``, ``job_id``,
+``tenant`` (claims take turns between tenants), ``unique_key`` / ``unique_ttl`` (one job
+per key at a time: the existing handle comes back), ``session`` (SQL stores: enqueue in
+the caller's SQLAlchemy transaction). ``handle.cancel()`` cancels a queued job or stops a
+running one; ``jobs.rate_limit(queue, starts, per=, per_tenant=)`` caps job starts across
+workers. Backends: ``memory://``, ``sqlite:///``, ``redis://``, ``postgresql://``.
 """
 
 from __future__ import annotations
