@@ -17,7 +17,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.routing import Match, Mount
@@ -183,7 +183,8 @@ class ObserveMiddleware:
         header = (_REQUEST_ID, request_id.encode())
         status, size = 500, 0
 
-        async def send_wrapper(message: Message) -> None:
+        def send_wrapper(message: Message) -> Awaitable[None]:
+            # a plain function handing back send's awaitable: no coroutine of its own
             nonlocal status, size
             kind = message["type"]
             if kind == "http.response.body":
@@ -191,7 +192,7 @@ class ObserveMiddleware:
             elif kind == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
+            return send(message)
 
         if self.on_request is not None and start >= self._next_hook:
             self._next_hook = start + HOOK_EVERY

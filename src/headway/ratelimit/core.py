@@ -110,7 +110,8 @@ class RateLimits(Capability):
         self._plans: dict[tuple[str, str | None], Plan | None] = {}
         # (path, method, peer) -> its Plan, None (no policy applies) or SLOW
         self._fast: dict[tuple[str, str, str | None], Any] = {}
-        self._lease: LeaseCache | None = None  # the checker, in lease mode
+        # the checker in lease mode, once made (the middleware takes local units from it)
+        self.lease: LeaseCache | None = None
         self._load_policies()
 
     # -- configuration ----------------------------------------------------------------
@@ -224,7 +225,7 @@ class RateLimits(Capability):
                 _Direct(self.backend) if s.mode == "direct" else Coalescer(self.backend)
             )
             if s.mode == "lease":
-                self._checker = self._lease = LeaseCache(inner, s.lease_size, s.lease_ttl)
+                self._checker = self.lease = LeaseCache(inner, s.lease_size, s.lease_ttl)
             else:
                 self._checker = inner
         return self._checker
@@ -334,7 +335,7 @@ class RateLimits(Capability):
         """Lease mode: the plan's check served from the local share (no await, no round
         trip, no allocation but the answer), or None when the share does not hold the
         units."""
-        lease = self._lease
+        lease = self.lease
         if lease is None:
             return None
         answer = lease.take_answer(plan.check)
