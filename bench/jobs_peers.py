@@ -213,6 +213,7 @@ async def bench_saq(args: argparse.Namespace) -> dict[str, Any]:
 def run_headway(python: str, args: argparse.Namespace) -> dict[str, Any]:
     argv = [python, str(HERE / "jobs.py"), "--jobs", str(args.jobs), "--rate", str(args.rate)]
     argv += ["--seconds", str(args.seconds), "--repeat", str(args.repeat)]
+    argv += ["--backends", "redis,sqlite"]  # the peers run on Redis
     done = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=True)
     result: dict[str, Any] = json.loads(done.stdout)
     return result
