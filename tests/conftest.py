@@ -123,6 +123,7 @@ def pg_url() -> Iterator[str]:
         yield f"{PG_BASE}?schema={schema}"
     finally:
         _pg_exec(f'DROP SCHEMA "{schema}" CASCADE')
+        _pg_exec(f'DROP SCHEMA IF EXISTS "{schema}_jobs" CASCADE')  # its job store
 
 
 def backend_params(*kinds: str) -> list[Any]:

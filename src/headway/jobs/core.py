@@ -121,7 +121,11 @@ class Jobs(Capability):
         if parts.scheme in _REDIS_SCHEMES:
             extra["prefix"] = self.settings.redis_prefix
         elif parts.scheme in _PG_SCHEMES:
-            extra["jobs_schema"] = self.settings.pg_schema
+            schema = self.settings.pg_schema
+            if "pg_schema" not in self.settings.model_fields_set and given.get("schema"):
+                # the application lives in a schema of its own (?schema=): so do its jobs
+                schema = f"{given['schema']}_jobs"[:63]
+            extra["jobs_schema"] = schema
             extra["notify"] = "1" if self.settings.pg_notify else "0"
         added = [f"{k}={v}" for k, v in extra.items() if k not in given]
         if not added:

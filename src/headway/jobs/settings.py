@@ -32,7 +32,8 @@ class JobsSettings(BaseSettings):
         min_length=1,
         max_length=63,
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-        description="PostgreSQL schema of the job tables (a `?jobs_schema=` in the URL wins).",
+        description="PostgreSQL schema of the job tables (a `?jobs_schema=` in the URL wins; "
+        "unset with a `?schema=X` database URL: `X_jobs`).",
     )
     pg_notify: bool = Field(
         True,
