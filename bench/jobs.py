@@ -155,6 +155,7 @@ async def bench(url: str, args: argparse.Namespace, rate: int | None = None) -> 
         out["drain_c1_per_s"] = await drain(jobs, min(args.jobs, 5000), 1)
         out["drain_c50_per_s"] = await drain(jobs, args.jobs, 50)
         out["latency_rate"] = rate or args.rate
+        await jobs.apply_retention(["default"])  # as a running worker would have by now
         out.update(await latency(jobs, delays, rate or args.rate, args.seconds))
     return out
 

@@ -44,6 +44,7 @@ VERSION = 2
 DEFAULT_SCHEMA = "headway_jobs"
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _OPTIONS = ("jobs_schema", "schema", "notify")
+_CLEAN_LIMIT = 5000  # jobs deleted per statement by clean()
 _LOST = "lease expired (worker lost) after the last attempt"
 _COLUMNS = (
     "id, queue, task, state, data, priority, attempts, max_attempts, enqueued_at, run_at, "
@@ -341,8 +342,14 @@ class PostgresJobBackend(JobBackend):
     ) -> int:
         if state not in c.FINAL_STATES:
             return 0
-        rows = await self.pool.fetch(self.sql["clean"], queue, state, keep, older_than)
-        return len(rows)
+        total: int = 0
+        while True:  # in slices: no long transaction, no burst of WAL that stalls the rest
+            n = await self.pool.fetchval(
+                self.sql["clean"], queue, state, keep, older_than, _CLEAN_LIMIT
+            )
+            total += int(n)
+            if n < _CLEAN_LIMIT:
+                return total
 
 
 def _created(jobs: Sequence[NewJob], rows: Sequence[Any]) -> list[bool | str]:
@@ -463,9 +470,11 @@ def _statements(s: str) -> dict[str, str]:
         "ON CONFLICT (name) DO UPDATE SET paused = excluded.paused RETURNING 1) "
         "SELECT pg_notify($3, $1) FROM up WHERE $3 <> ''",
         "paused": f"SELECT name FROM {s}.queues WHERE paused ORDER BY name",
-        "clean": f"DELETE FROM {s}.jobs WHERE queue = $1 AND state = $2 AND ("
+        "clean": f"WITH doomed AS (SELECT id FROM {s}.jobs WHERE queue = $1 AND state = $2 AND ("
         "($3::int IS NULL AND $4::float8 IS NULL) "
         f"OR ($3::int IS NOT NULL AND id NOT IN (SELECT id FROM {s}.jobs "
         "WHERE queue = $1 AND state = $2 ORDER BY finished_at DESC, seq DESC LIMIT $3)) "
-        f"OR ($4::float8 IS NOT NULL AND finished_at < {now} - $4)) RETURNING 1",
+        f"OR ($4::float8 IS NOT NULL AND finished_at < {now} - $4)) LIMIT $5), "
+        f"gone AS (DELETE FROM {s}.jobs j USING doomed WHERE j.queue = $1 AND j.id = doomed.id "
+        "RETURNING 1) SELECT count(*) FROM gone",
     }
