@@ -33,6 +33,8 @@ async def test_execute_answers_202_and_the_job_completes(demo: Demo) -> None:
     assert r.status_code == 202
     body = r.json()
     assert body["status"] == "pending" and isinstance(body["execution_id"], int)
+    # SQLite (the app's file) and PostgreSQL: the row and its job share one transaction
+    assert demo.hw.jobs.transactional
     assert r.headers["location"] == f"/api/v1/executions/{body['execution_id']}"
     done = await _wait_for(demo, body["execution_id"], {"completed", "failed"})
     assert done["status"] == "completed"

@@ -24,6 +24,7 @@ from headway.demo.db import sessionmaker
 from headway.demo.events import AgentExecutionCompleted, AgentExecutionFailed
 from headway.demo.models import Agent, Execution, ExecutionStatus, utcnow
 from headway.demo.schemas import Text, _Body, execution_out
+from headway.hub import from_request
 from headway.jobs import Backoff, JobContext, Task, current_job
 from headway.web import HTTPError
 
@@ -155,22 +156,33 @@ async def execute(
         input=body.model_dump(),
     )
     session.add(execution)
-    await session.commit()
+    await session.flush()  # the id, inside this transaction
     task: Task = request.app.state.execute_agent
-    try:
-        handle = await task.options(
-            job_id=f"execution-{execution.id}",
-            tenant=str(principal.tenant_id),
-            user_id=None if principal.user_id is None else str(principal.user_id),
-            meta={"execution_id": execution.id},
-        ).enqueue(execution.id)
-    except BackendUnavailableError:
-        execution.status = ExecutionStatus.failed.value
-        execution.error = "the job queue was unavailable; nothing ran"
+    options = task.options(
+        job_id=f"execution-{execution.id}",
+        tenant=str(principal.tenant_id),
+        user_id=None if principal.user_id is None else str(principal.user_id),
+        meta={"execution_id": execution.id},
+    )
+    if from_request(request).jobs.transactional:
+        # PostgreSQL, or SQLite with the jobs in the app's file: the Execution row and its
+        # job are written in one transaction, so both exist or neither does
+        handle = await options.options(session=session).enqueue(execution.id)
         await session.commit()
-        raise HTTPError(
-            503, "unavailable", "job queue unavailable, retry later", headers={"Retry-After": "5"}
-        ) from None
+    else:  # a Redis job store: enqueue after the commit; a failure marks the row failed
+        await session.commit()
+        try:
+            handle = await options.enqueue(execution.id)
+        except BackendUnavailableError:
+            execution.status = ExecutionStatus.failed.value
+            execution.error = "the job queue was unavailable; nothing ran"
+            await session.commit()
+            raise HTTPError(
+                503,
+                "unavailable",
+                "job queue unavailable, retry later",
+                headers={"Retry-After": "5"},
+            ) from None
     return JSONResponse(
         {"execution_id": execution.id, "status": "pending", "job_id": handle.id},
         status_code=202,
