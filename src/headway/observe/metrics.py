@@ -26,6 +26,8 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 from prometheus_client.values import MutexValue
 
+from headway.observe.exposition import TextExposition, is_text_encoder
+
 __all__ = ["HttpMetrics", "HubRegistry", "ProcessMetrics", "multiprocess_dir"]
 
 UNMATCHED = "<unmatched>"
@@ -45,6 +47,7 @@ class HubRegistry(CollectorRegistry):
     def __init__(self) -> None:
         super().__init__(auto_describe=True)
         self.custom: list[Collector] = []
+        self._text = TextExposition(self)
 
     def register(self, collector: Collector) -> None:
         super().register(collector)
@@ -72,7 +75,10 @@ class HubRegistry(CollectorRegistry):
     def expose(self, accept: str = "") -> tuple[bytes, str]:
         """The scrape body and its content type (OpenMetrics when ``accept`` asks)."""
         encoder, content_type = choose_encoder(accept)
-        return encoder(self.scrape_view()), content_type
+        view = self.scrape_view()
+        if view is self and is_text_encoder(encoder):  # the common scrape: cached series
+            return self._text.render(), content_type
+        return encoder(view), content_type
 
 
 class _MergedView(CollectorRegistry):
