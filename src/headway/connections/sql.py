@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, exc
+from sqlalchemy import MetaData, event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -59,3 +59,20 @@ def make_engine(url: str, settings: Settings) -> AsyncEngine:
 
     add_idle_timeout(engine, settings.idle_timeout)
     return engine
+
+
+async def create_tables(engine: AsyncEngine, metadata: MetaData) -> None:
+    """``metadata.create_all`` on ``engine``, safe when several processes start at once.
+
+    Two processes may both see a table missing and both create it; the loser's error
+    (an integrity or "already exists" error) is answered by one more try, which then
+    finds every table in place.
+    """
+    for attempt in (1, 2):
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(metadata.create_all)
+            return
+        except exc.DBAPIError:  # IntegrityError is one
+            if attempt == 2:
+                raise

@@ -24,7 +24,8 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.exc import DBAPIError
+
+from headway.connections.sql import create_tables
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -53,14 +54,7 @@ class AuditLog:
         if self._ready:
             return
         async with self._lock:
-            for attempt in (1, 2):  # two processes creating the table at once
-                try:
-                    async with self.engine.begin() as conn:
-                        await conn.run_sync(metadata.create_all)
-                    break
-                except DBAPIError:
-                    if attempt == 2:
-                        raise
+            await create_tables(self.engine, metadata)
             self._ready = True
 
     async def record(

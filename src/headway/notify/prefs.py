@@ -10,8 +10,9 @@ from collections.abc import Mapping, Sequence
 
 import orjson
 from sqlalchemy import Column, MetaData, String, Table, Text, and_, delete, insert, select
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from headway.connections.sql import create_tables
 
 ANY_EVENT = "*"
 metadata = MetaData()
@@ -30,14 +31,7 @@ class Preferences:
         self.engine = engine
 
     async def create(self) -> None:
-        for attempt in (1, 2):
-            try:
-                async with self.engine.begin() as conn:
-                    await conn.run_sync(metadata.create_all)
-                return
-            except (IntegrityError, DBAPIError):
-                if attempt == 2:
-                    raise
+        await create_tables(self.engine, metadata)
 
     async def get(self, tenant: str, user: str) -> dict[str, list[str]]:
         where = and_(prefs.c.tenant == tenant, prefs.c.user_id == user)

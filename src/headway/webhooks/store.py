@@ -28,9 +28,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from headway.connections.sql import create_tables
 from headway.webhooks.models import Delivery, Endpoint, Message
 
 metadata = MetaData()
@@ -109,14 +110,7 @@ class WebhookStore:
         self.engine = engine
 
     async def create(self) -> None:
-        for attempt in (1, 2):  # two processes creating the tables at once: retry once
-            try:
-                async with self.engine.begin() as conn:
-                    await conn.run_sync(metadata.create_all)
-                return
-            except (IntegrityError, DBAPIError):
-                if attempt == 2:
-                    raise
+        await create_tables(self.engine, metadata)
 
     # -- endpoints ----------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from headway.connections.sql import create_tables
 from headway.flags.base import AuditEntry, FlagExists, FlagNotFound, FlagStore, StoredFlag
 
 if TYPE_CHECKING:
@@ -81,10 +82,9 @@ class SqlFlagStore(FlagStore):
         self.engine: AsyncEngine = connections.engine(url)
 
     async def setup(self) -> None:
-        for attempt in (1, 2):  # two processes creating the tables at once: retry once
+        await create_tables(self.engine, metadata)
+        for attempt in (1, 2):  # two processes inserting the version row at once: retry once
             try:
-                async with self.engine.begin() as conn:
-                    await conn.run_sync(metadata.create_all)
                 async with self.engine.begin() as conn:
                     row = await conn.execute(select(version_table.c.version))
                     if row.first() is None:

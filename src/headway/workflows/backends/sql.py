@@ -29,9 +29,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import CursorResult, Row
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from headway.connections.sql import create_tables
 from headway.workflows import constants as c
 from headway.workflows.base import WorkflowBackend
 from headway.workflows.codec import dumps, loads
@@ -152,14 +152,7 @@ class SqlWorkflowBackend(WorkflowBackend):
         self.engine: AsyncEngine = connections.engine(url)
 
     async def open(self) -> None:
-        for attempt in (1, 2):  # two processes creating the tables at once: retry once
-            try:
-                async with self.engine.begin() as conn:
-                    await conn.run_sync(metadata.create_all)
-                return
-            except (IntegrityError, DBAPIError):
-                if attempt == 2:
-                    raise
+        await create_tables(self.engine, metadata)
 
     # -- runs -------------------------------------------------------------------------
 
