@@ -118,6 +118,8 @@ def parse_wrk(output: str) -> dict[str, Any]:
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     out["non_2xx"] = int(non2xx[1]) if non2xx else 0
     out["errors"] = out["socket_errors"] + out["non_2xx"]
+    if "p50_ms" not in out:  # wrk printed no distribution: keep its words for the reader
+        out["wrk_output"] = " ".join(output.split())[-400:]
     return out
 
 
