@@ -18,6 +18,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from starlette.routing import Match, Mount
@@ -161,24 +162,15 @@ class ObserveMiddleware:
         self._next_hook = 0.0  # perf_counter time of the next on_request call
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await self._http(scope, receive, send)
+        # the HTTP path inline (not a coroutine of its own: one frame less per request)
+        if scope["type"] != "http":
+            await self._other(scope, receive, send)
             return
-        if scope["type"] == "websocket" and self.metrics is not None:
-            self.metrics.websockets.inc()
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                self.metrics.websockets.dec()
-            return
-        await self.app(scope, receive, send)
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
         root_path = scope.get("root_path", "")
         request_id = _incoming_id(scope["headers"]) or new_request_id()
         ctx = RequestContext(request_id, scope["method"], scope["path"])
-        ctx.route = lambda: route_template(scope, root_path)
+        ctx.route = partial(route_template, scope, root_path)
         token = _CURRENT.set(ctx)
         header = (_REQUEST_ID, request_id.encode())
         status, size = 500, 0
@@ -220,6 +212,16 @@ class ObserveMiddleware:
                 if access_log.isEnabledFor(level):
                     self._log(scope, ctx, route, status, seconds, size, level)
             _CURRENT.reset(token)
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and self.metrics is not None:
+            self.metrics.websockets.inc()
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self.metrics.websockets.dec()
+            return
+        await self.app(scope, receive, send)
 
     def _log(
         self,
