@@ -106,6 +106,9 @@ def _trie(words: Iterable[str]) -> str:
 
 # every trigger of every pattern in one scan: the common line holds none of them
 _ANY_TRIGGER = re.compile(_trie(t for triggers, _, _ in _PATTERNS for t in triggers))
+# no trigger is made of lower-case hex digits alone (JsonFormatter.format_access relies
+# on it: a hex request id needs no scan)
+assert all(t.strip("0123456789abcdef") for triggers, _, _ in _PATTERNS for t in triggers)
 
 
 class Redactor:
@@ -220,6 +223,7 @@ def _json(value: Any) -> str:
 # request ids JSON writes as they are (no escape): generated hex ids, and every incoming
 # id the middleware accepts
 _PLAIN_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}").fullmatch
+_HEX = "0123456789abcdef"
 
 
 # route template -> (its JSON string, whether it holds no trigger); the same for the
@@ -294,7 +298,12 @@ class JsonFormatter(logging.Formatter):
         if type(entry.size) is not int or not isinstance(self.redact, Redactor):
             return self._format_access_dict(entry)
         rid, ms, created = ctx.request_id, entry.ms, entry.created
-        if type(ms) is not float or not 0.0 <= ms < 1e9 or not _PLAIN_ID(rid):
+        if type(ms) is not float or not 0.0 <= ms < 1e9:
+            return self._format_access_slow(entry)
+        # a hex id (every generated one) is plain JSON and holds no trigger (each trigger
+        # has a letter past "f", an "@" or a "-"); any other id is checked
+        hex_id = 0 < len(rid) <= 128 and not rid.strip(_HEX)
+        if not hex_id and not _PLAIN_ID(rid):
             return self._format_access_slow(entry)
         key = (entry.levelno, entry.logger, entry.method, entry.path, entry.status, entry.route)
         template = self._templates.get(key) or self._template(key, entry)
@@ -317,7 +326,7 @@ class JsonFormatter(logging.Formatter):
             entry.size,
         )
         if template[1]:  # the fixed parts hold no trigger: only the id may
-            return self.redact(line, rid)
+            return self.redact(line, "" if hex_id else rid)
         return self.redact(line)
 
     def _template(self, key: tuple[Any, ...], entry: AccessEntry) -> tuple[str, bool]:
@@ -414,8 +423,12 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def write_access(self, entry: AccessEntry) -> None:
         self._pending.append(entry)
-        if self._scheduled:
-            return
+        if not self._scheduled:
+            self.schedule()
+
+    def schedule(self) -> None:
+        """Write the queued entries at the end of this turn of the event loop (now when
+        there is no loop)."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop: write now

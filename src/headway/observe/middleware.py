@@ -24,7 +24,7 @@ from typing import Any
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from headway.observe.logs import _CURRENT, AccessEntry, RequestContext, line_handler
+from headway.observe.logs import _CURRENT, AccessEntry, LineHandler, RequestContext, line_handler
 from headway.observe.metrics import UNMATCHED, HttpMetrics
 
 __all__ = ["ObserveMiddleware", "route_template"]
@@ -160,6 +160,7 @@ class ObserveMiddleware:
         self.on_request = on_request
         self.quiet_paths = quiet_paths
         self._next_hook = 0.0  # perf_counter time of the next on_request call
+        self._lines: dict[int, LineHandler] = {}  # level -> handler (line_handler's)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # the HTTP path inline (not a coroutine of its own: one frame less per request)
@@ -210,8 +211,29 @@ class ObserveMiddleware:
                 else:
                     level = logging.DEBUG if path in self.quiet_paths else logging.INFO
                 if access_log.isEnabledFor(level):
-                    self._log(scope, ctx, route, status, seconds, size, level)
+                    handler = self._lines.get(level)
+                    if handler is None or not handler._pending:  # see line_handler
+                        handler = self._line_handler(level)
+                    if handler is None:
+                        self._log(scope, route, status, seconds, size, level)
+                    else:  # formatted with the next lines, as logging would
+                        fields = dict(ctx.fields) if ctx.fields else None
+                        ms, method = seconds * 1000, scope["method"]
+                        line = (time.time(), level, _ACCESS, method, path, status, ms, size)
+                        handler._pending.append(
+                            _new_entry(AccessEntry, (*line, ctx, route, fields))
+                        )
+                        if not handler._scheduled:
+                            handler.schedule()
             _CURRENT.reset(token)
+
+    def _line_handler(self, level: int) -> LineHandler | None:
+        handler = line_handler(access_log, level)
+        if handler is None:
+            self._lines.pop(level, None)
+        else:
+            self._lines[level] = handler
+        return handler
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and self.metrics is not None:
@@ -224,27 +246,12 @@ class ObserveMiddleware:
         await self.app(scope, receive, send)
 
     def _log(
-        self,
-        scope: Scope,
-        ctx: RequestContext,
-        route: str,
-        status: int,
-        seconds: float,
-        size: int,
-        level: int,
+        self, scope: Scope, route: str, status: int, seconds: float, size: int, level: int
     ) -> None:
-        path, method = scope["path"], scope["method"]
+        """The access line through :mod:`logging` (another handler, a filter...)."""
         ms = seconds * 1000
-        handler = line_handler(access_log, level)
-        if handler is not None:  # formatted with the next lines, as logging would
-            fields = dict(ctx.fields) if ctx.fields else None
-            entry = _new_entry(
-                AccessEntry,
-                (time.time(), level, _ACCESS, method, path, status, ms, size, ctx, route, fields),
-            )
-            handler.write_access(entry)
-            return
         extra = {"status": status, "duration_ms": round(ms, 2), "bytes": size}
+        method, path = scope["method"], scope["path"]
         access_log.log(level, "%s %s %d %.1fms", method, path, status, ms, extra=extra)
 
 
