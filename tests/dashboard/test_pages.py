@@ -375,3 +375,17 @@ async def test_storage_usage_per_tenant(admin: Admin) -> None:
     globex = page.index('<th scope="row">globex</th>')
     assert acme < globex  # the largest first
     assert "2.0 KiB" in page[acme:globex] and "avatars: 1" in page[acme:globex]
+
+
+async def test_limits_page_lists_the_most_limited_keys(admin: Admin, hub: Headway) -> None:
+    hub.limits.policy("search", "2/minute")
+    for _ in range(5):
+        await hub.limits.hit("search", "ip=203.0.113.7", tenant="acme")
+    await hub.limits.hit("search", "ip=198.51.100.1", tenant="acme")
+    top = hub.limits.most_limited()
+    assert top[0]["policy"] == "search" and top[0]["denied"] == 3
+    assert "203.0.113.7" in top[0]["key"] and top[0]["tenant"] == "acme"
+    assert all("198.51.100.1" not in k["key"] for k in top)  # never refused
+    await admin.login()
+    page = (await admin.client.get(UI + "/limits")).text
+    assert "Most-limited keys" in page and "203.0.113.7" in page

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -39,6 +40,8 @@ R = TypeVar("R")
 IdentifyFn = Callable[[Scope], Awaitable[Identity | None]]
 IDENTITY_STATE = "headway.ratelimit.identity"
 CACHE_MAX = 10_000
+MOST_LIMITED_KEEP = 500  # heavy hitters kept per process for most_limited()
+
 DEFAULT_SCOPES: dict[str, tuple[ScopePart, ...]] = {
     "default": ("ip",),
     "auth": ("ip",),
@@ -96,6 +99,8 @@ class RateLimits(Capability):
         self.identify: IdentifyFn | None = None
         self.metrics = Metrics()
         self.backend_errors = 0  # checks that found the backend unavailable
+        # (policy, key) -> denials in this process: the most-limited keys (bounded)
+        self.denied_keys: Counter[tuple[str, str]] = Counter()
         self.exported: LimitMetrics | None = None  # set by register_metrics
         self.log = ThrottledLog(self.settings.log_interval)
         self._backend = backend
@@ -425,6 +430,7 @@ class RateLimits(Capability):
             self.metrics.add(p.name, "allowed")
             return
         self.metrics.add(p.name, "denied")
+        self._count_denied(p.name, check.key)
         tenant = check.key.partition(":t=")[2].partition("/")[0] or None
         self.log.log(
             logging.INFO,
@@ -435,6 +441,26 @@ class RateLimits(Capability):
             tenant,
             result.retry_after,
         )
+
+    def _count_denied(self, policy: str, key: str) -> None:
+        top = self.denied_keys
+        top[(policy, key)] += 1
+        if len(top) > 2 * MOST_LIMITED_KEEP:  # keep the heavy hitters, forget the tail
+            self.denied_keys = Counter(dict(top.most_common(MOST_LIMITED_KEEP)))
+
+    def most_limited(self, n: int = 20) -> list[dict[str, Any]]:
+        """The keys refused most often in this process (policy, key, tenant, denials),
+        from its last :data:`MOST_LIMITED_KEEP` heavy hitters; for operators only (keys
+        may hold client addresses)."""
+        return [
+            {
+                "policy": policy,
+                "key": key,
+                "tenant": key.partition(":t=")[2].partition("/")[0] or None,
+                "denied": count,
+            }
+            for (policy, key), count in self.denied_keys.most_common(n)
+        ]
 
     def _unavailable(self, policies: Sequence[Policy], exc: Exception) -> Decision:
         self.backend_errors += 1
@@ -494,6 +520,7 @@ class RateLimits(Capability):
             "policies": [p.describe() for p in self.policies.values()],
             "rules": [{"prefix": r.prefix, "policies": list(r.policies)} for r in self.rules],
             "metrics": self.metrics.snapshot(),
+            "most_limited": self.most_limited(),
         }
 
 
