@@ -70,10 +70,10 @@ class RateLimitMiddleware:
             if message["type"] == "http.response.start":
                 found = state.get(RESULTS_STATE)  # a route's dependency added its own
                 if found is None:
-                    ours = plan.headers(answer, settings.headers, settings.legacy_headers)
+                    plan.add_headers(message, answer, settings.headers, settings.legacy_headers)
                 else:
                     ours = rate_limit_headers(found, settings.headers, settings.legacy_headers)
-                _add_headers(message, ours)
+                    _add_headers(message, ours)
             return send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -11,16 +11,21 @@ itself and two numbers, ``remaining`` and ``reset``, rendered into the headers w
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from headway.ratelimit.base import Check
 from headway.ratelimit.decision import Result
 from headway.ratelimit.headers import RawHeaders, policy_field
 from headway.ratelimit.policy import Policy
 
+if TYPE_CHECKING:
+    from starlette.types import Message
+
 # what a request served on the hot path answers: (remaining, reset seconds)
 Answer = tuple[int, int]
 SLOW: Any = object()  # RateLimits.fast_plan: the request needs the general path
+# the headers that say the app wrote rate-limit headers of its own
+_OWN = frozenset({b"ratelimit", b"x-ratelimit-limit"})
 
 
 class Plan:
@@ -78,6 +83,27 @@ class Plan:
             out.append((b"x-ratelimit-remaining", b"%d" % remaining))
             out.append((b"x-ratelimit-reset", b"%d" % reset))
         return out
+
+    def add_headers(self, message: Message, answer: Answer, ietf: bool, legacy: bool) -> None:
+        """Append :meth:`headers` to the response start ``message`` in one list, unless
+        the app wrote rate-limit headers of its own."""
+        headers = message.get("headers", ())
+        for k, _ in headers:
+            if k in _OWN:
+                return  # the app wrote its own
+        if ietf and legacy:  # the default: no intermediate list
+            remaining, reset = answer
+            left = b"%d" % remaining
+            message["headers"] = [
+                *headers,
+                (b"ratelimit-policy", self.policy_bytes),
+                (b"ratelimit", b"%b%b;t=%d" % (self.state_head, left, reset)),
+                (b"x-ratelimit-limit", self.limit_bytes),
+                (b"x-ratelimit-remaining", left),
+                (b"x-ratelimit-reset", b"%d" % reset),
+            ]
+        else:
+            message["headers"] = [*headers, *self.headers(answer, ietf, legacy)]
 
     def result(self, answer: Answer) -> Result:
         """``answer`` as the :class:`Result` the slow path would have made."""
