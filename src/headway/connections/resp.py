@@ -1,4 +1,4 @@
-"""A lean, pipelined RESP2 connection for the Redis job store's hot path.
+"""A lean, pipelined RESP2 connection for the hot paths of the Redis job store and limiter.
 
 Why not redis-py for every call: profiling ``await task.enqueue()`` showed most of each
 call inside redis-py's asyncio client (pool checkout, argument encoding in Python, a

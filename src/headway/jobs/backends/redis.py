@@ -33,8 +33,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from redis.asyncio import Redis
 from redis.asyncio.connection import SSLConnection
 
+from headway.connections.resp import Connection, Endpoint, ReplyError
 from headway.jobs import constants as c
-from headway.jobs.backends.resp import Connection, Endpoint, ReplyError
 from headway.jobs.base import JobBackend, Lease
 from headway.jobs.models import Beat, Claimed, JobRecord, NewJob, Outcome, RateLimit
 

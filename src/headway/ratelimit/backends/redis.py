@@ -31,7 +31,7 @@ from headway.ratelimit.base import Algorithm, Check, LimitBackend, Outcome
 
 if TYPE_CHECKING:
     from headway.connections import Connections
-    from headway.jobs.backends.resp import Connection
+    from headway.connections.resp import Connection
 
 UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -132,7 +132,7 @@ class RedisLimitBackend(LimitBackend):
         return results
 
     async def _run_lean(self, lean: Connection, checks: Sequence[Check]) -> list[Any]:
-        from headway.jobs.backends.resp import ReplyError
+        from headway.connections.resp import ReplyError
 
         commands = [
             ("EVALSHA", SCRIPTS[c.algorithm][1], 1, self.redis_key(c.key), *script_args(c))
@@ -192,7 +192,7 @@ def _noscript(reply: Any) -> bool:
 
 def _lean_connection(client: Redis) -> Connection | None:
     """A lean connection to the server of ``client`` (None: a Cluster or Sentinel URL)."""
-    from headway.jobs.backends.resp import Connection, Endpoint
+    from headway.connections.resp import Connection, Endpoint
 
     pool = getattr(client, "connection_pool", None)
     if type(pool) not in (ConnectionPool, BlockingConnectionPool):
