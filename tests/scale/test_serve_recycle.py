@@ -59,8 +59,8 @@ async def test_no_request_fails_while_processes_recycle(tmp_path: Path, keepaliv
     args += ["--max-requests", "40", "--max-requests-jitter", "10", "--graceful-timeout", "10"]
     env = {
         "HEADWAY_DATA_DIR": str(tmp_path / "data"),
-        # flags on memory: two processes creating the SQLite flag tables at once race
-        # (headway_flag_version's first row; reported to the flags capability)
+        # flags on memory: two processes creating the SQLite flag tables at once still
+        # race ("table headway_flag_audit already exists"; reported to the flags owner)
         "HEADWAY_FLAGS_URL": "memory://",
     }
     proc = start_process(args, env=env, cwd=tmp_path, log_path=log, name="serve")
