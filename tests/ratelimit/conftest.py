@@ -14,7 +14,7 @@ from headway.ratelimit import LimitBackend, RateLimits, RateLimitSettings
 from headway.ratelimit.backends.memory import MemoryLimitBackend
 from headway.ratelimit.backends.redis import RedisLimitBackend
 
-BACKENDS = backend_params("memory", "redis")
+BACKENDS = backend_params("memory", "redis", "cluster")
 
 
 def make_backend(url: str, prefix: str) -> LimitBackend:

@@ -72,6 +72,12 @@ def make_client(url: str, settings: Settings) -> Redis:
     return Redis.from_pool(pool)  # the client owns the pool: aclose() disconnects it
 
 
+def own_client(url: str) -> Redis:
+    """A client of its own for a backend built without the hub's connections (any URL
+    form above), with the default pool settings."""
+    return make_client(url, Settings())
+
+
 def plain_url(url: str) -> str:
     """``redis+cluster://h:p/0?cluster=true&x=1`` -> ``redis://h:p/0?x=1``."""
     parts = urlsplit(url)

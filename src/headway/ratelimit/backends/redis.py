@@ -15,6 +15,7 @@ redis-py's client. Script loading, ``reset`` and ``ping`` always do.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from importlib import resources
@@ -26,6 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from headway.connections.redis import is_cluster
 from headway.errors import BackendUnavailableError
 from headway.ratelimit.base import Algorithm, Check, LimitBackend, Outcome
 
@@ -70,7 +72,9 @@ class RedisLimitBackend(LimitBackend):
         if self.connections is not None:
             return self.connections.redis(self.url)
         if self._own_client is None:
-            self._own_client = Redis.from_url(self.url)
+            from headway.connections.redis import own_client
+
+            self._own_client = own_client(self.url)
         return self._own_client
 
     def redis_key(self, key: str) -> str:
@@ -116,12 +120,15 @@ class RedisLimitBackend(LimitBackend):
                 self._loaded = False
                 await self.open()
                 return [await self._evalsha(self.client, checks[0])]
-        pipe = self.client.pipeline(transaction=False)
-        for check in checks:
-            pipe.evalsha(
-                SCRIPTS[check.algorithm][1], 1, self.redis_key(check.key), *script_args(check)
-            )
-        results: list[Any] = await pipe.execute(raise_on_error=False)
+        if is_cluster(self.url):  # no EVALSHA in a cluster pipeline
+            results: list[Any] = await self._cluster_hits(checks)
+        else:
+            pipe = self.client.pipeline(transaction=False)
+            for check in checks:
+                pipe.evalsha(
+                    SCRIPTS[check.algorithm][1], 1, self.redis_key(check.key), *script_args(check)
+                )
+            results = await pipe.execute(raise_on_error=False)
         if any(isinstance(r, NoScriptError) for r in results):
             self._loaded = False
             await self.open()
@@ -160,6 +167,16 @@ class RedisLimitBackend(LimitBackend):
                 raise reply
         return replies
 
+    async def _cluster_hits(self, checks: Sequence[Check]) -> list[Any]:
+        """Each key's checks in order (as a pipeline would), different keys concurrently
+        (each call goes to its slot's node)."""
+        by_key: dict[str, list[int]] = {}
+        for i, check in enumerate(checks):
+            by_key.setdefault(check.key, []).append(i)
+        out: list[Any] = [None] * len(checks)
+        await asyncio.gather(*(_in_order(self, checks, idx, out) for idx in by_key.values()))
+        return out
+
     async def _retry_noscript(self, checks: Sequence[Check], results: list[Any]) -> list[Any]:
         out = list(results)
         for i, r in enumerate(results):
@@ -184,6 +201,16 @@ class RedisLimitBackend(LimitBackend):
             await self.client.ping()
         except UNAVAILABLE as exc:
             raise BackendUnavailableError(f"rate-limit Redis unreachable: {exc}") from exc
+
+
+async def _in_order(
+    backend: RedisLimitBackend, checks: Sequence[Check], slots: list[int], out: list[Any]
+) -> None:
+    for i in slots:
+        try:
+            out[i] = await backend._evalsha(backend.client, checks[i])
+        except Exception as exc:  # reported per check, as a pipeline would
+            out[i] = exc
 
 
 def _noscript(reply: Any) -> bool:
