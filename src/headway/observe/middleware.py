@@ -140,6 +140,7 @@ class _RequestIds:
 
 
 new_request_id = _RequestIds()
+_IDS = new_request_id._ids  # the ids ready (the middleware pops one without a call)
 
 
 class ObserveMiddleware:
@@ -169,9 +170,9 @@ class ObserveMiddleware:
             return
         start = time.perf_counter()
         root_path = scope.get("root_path", "")
-        request_id = _incoming_id(scope["headers"]) or new_request_id()
-        ctx = RequestContext(request_id, scope["method"], scope["path"])
-        ctx.route = partial(route_template, scope, root_path)
+        request_id = _incoming_id(scope["headers"]) or (_IDS.pop() if _IDS else new_request_id())
+        route_of = partial(route_template, scope, root_path)
+        ctx = RequestContext(request_id, scope["method"], scope["path"], route_of)
         token = _CURRENT.set(ctx)
         header = (_REQUEST_ID, request_id.encode())
         status, size = 500, 0
@@ -191,8 +192,8 @@ class ObserveMiddleware:
             self._next_hook = start + HOOK_EVERY
             self.on_request()
         metrics = self.metrics
-        if metrics is not None:
-            metrics.enter()
+        if metrics is not None:  # enter(), without its call: done() or a scrape flushes
+            metrics._in_flight += 1
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
