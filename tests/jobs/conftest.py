@@ -16,7 +16,7 @@ import pytest
 from headway import Headway
 from headway.jobs import JobBackend, Jobs
 
-ALL_BACKENDS = ("memory", "sqlite", "redis", "postgres")
+ALL_BACKENDS = ("memory", "sqlite", "redis", "cluster", "postgres")
 
 
 @pytest.fixture

@@ -174,3 +174,54 @@ class Connection:
         proto, self._proto = self._proto, None
         if proto is not None and proto.transport is not None:
             proto.transport.close()
+
+
+class ClientCalls:
+    """:class:`Connection`'s interface over a redis-py client that routes each command
+    itself (a Redis Cluster, or Sentinel's current master).
+
+    Slower than the lean connection (redis-py's per-command work, pipelines sent one
+    command at a time, in order) but correct on every topology: each EVALSHA goes to the
+    node owning its keys' slot.
+    """
+
+    generation = 1  # redis-py reconnects by itself; scripts are reloaded on NOSCRIPT
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def call(self, *args: Any) -> Any:
+        from redis.exceptions import NoScriptError, ResponseError
+
+        name = args[0].decode() if isinstance(args[0], bytes) else args[0]
+        try:
+            return await self.client.execute_command(name, *args[1:])
+        except NoScriptError as exc:
+            raise ReplyError(f"NOSCRIPT {exc}") from None
+        except ResponseError as exc:
+            raise ReplyError(str(exc)) from None
+
+    async def pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        replies: list[Any] = []
+        for command in commands:  # in order: one queue's commands share one slot
+            try:
+                replies.append(await self.call(*command))
+            except Exception as exc:  # errors as values, as Connection.pipeline does
+                replies.append(exc)
+        return replies
+
+    def close(self) -> None:
+        """The client belongs to whoever made it."""
+
+
+def lean_or_routed(client: Any) -> Connection | ClientCalls:
+    """A lean connection to ``client``'s one server, or :class:`ClientCalls` when the
+    client routes commands itself (Cluster, Sentinel)."""
+    from redis.asyncio import BlockingConnectionPool, ConnectionPool, SSLConnection
+
+    pool = getattr(client, "connection_pool", None)
+    if type(pool) not in (ConnectionPool, BlockingConnectionPool):
+        return ClientCalls(client)
+    assert pool is not None
+    tls = issubclass(pool.connection_class, SSLConnection)
+    return Connection(Endpoint.from_redis_py(dict(pool.connection_kwargs), tls))

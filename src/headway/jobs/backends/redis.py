@@ -31,9 +31,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from redis.asyncio import Redis
-from redis.asyncio.connection import SSLConnection
 
-from headway.connections.resp import Connection, Endpoint, ReplyError
+from headway.connections.resp import (
+    ClientCalls,
+    Connection,
+    Endpoint,
+    ReplyError,
+    lean_or_routed,
+)
 from headway.jobs import constants as c
 from headway.jobs.base import JobBackend, Lease
 from headway.jobs.models import Beat, Claimed, JobRecord, NewJob, Outcome, RateLimit
@@ -45,6 +50,7 @@ _ZSETS = ("ready", "scheduled", "running", "succeeded", "failed", "cancelled")
 _STATE_ZSET = {c.QUEUED: "ready", **{s: s for s in _ZSETS if s != "ready"}}
 _LOST = "lease expired (worker lost) after the last attempt"
 _CLEAN_LIMIT = 5000
+ROUTED_POLL = 0.05  # seconds between wake-up checks on a Redis Cluster / Sentinel
 _IDLE_WAITERS = 4  # blocking connections kept for wait() (one per concurrent waiter)
 
 
@@ -99,7 +105,7 @@ class RedisJobBackend(JobBackend):
         super().__init__(url, connections)
         self.redis_url, self.prefix = split_prefix(url)
         self._client: Redis | None = None
-        self._conn: Connection | None = None
+        self._conn: Connection | ClientCalls | None = None
         self._endpoint = Endpoint()
         self._waiters: list[Connection] = []
         self._scripts = _load_scripts()
@@ -115,10 +121,9 @@ class RedisJobBackend(JobBackend):
             self._client = self.connections.redis(self.redis_url)
         else:
             self._client = Redis.from_url(self.redis_url)
-        pool = self._client.connection_pool
-        tls = issubclass(pool.connection_class, SSLConnection)
-        self._endpoint = Endpoint.from_redis_py(dict(pool.connection_kwargs), tls)
-        self._conn = Connection(self._endpoint)
+        self._conn = lean_or_routed(self._client)
+        if isinstance(self._conn, Connection):
+            self._endpoint = self._conn.endpoint
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -137,7 +142,7 @@ class RedisJobBackend(JobBackend):
         return self._client
 
     @property
-    def conn(self) -> Connection:
+    def conn(self) -> Connection | ClientCalls:
         if self._conn is None:
             raise RuntimeError("Redis job store is not open")
         return self._conn
@@ -194,8 +199,11 @@ class RedisJobBackend(JobBackend):
 
     async def wait(self, queues: Sequence[str], max_wait: float) -> None:
         """Block on the queues' notify lists (BLPOP) on a connection of its own."""
-        conn = self._waiters.pop() if self._waiters else Connection(self._endpoint)
         keys = [self._key(q, "notify") for q in queues]
+        if isinstance(self._conn, ClientCalls):
+            await self._wait_routed(self._conn, keys, max_wait)
+            return
+        conn = self._waiters.pop() if self._waiters else Connection(self._endpoint)
         try:
             await conn.call(b"BLPOP", *keys, f"{max(max_wait, 0.001):.3f}")
         except (ConnectionError, OSError, ReplyError):
@@ -205,6 +213,15 @@ class RedisJobBackend(JobBackend):
                 self._waiters.append(conn)
             else:
                 conn.close()
+
+    @staticmethod
+    async def _wait_routed(calls: ClientCalls, keys: list[str], max_wait: float) -> None:
+        """On a Cluster each queue's notify list lives in its own slot, and a blocking
+        BLPOP cannot be cancelled safely through redis-py: take any wake-up without
+        blocking, else sleep a short poll (up to ``ROUTED_POLL`` s of added latency)."""
+        replies = await calls.pipeline([(b"LPOP", key) for key in keys])
+        if not any(r is not None and not isinstance(r, Exception) for r in replies):
+            await asyncio.sleep(min(max_wait, ROUTED_POLL))
 
     # -- producer ---------------------------------------------------------------------
 
