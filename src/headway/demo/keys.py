@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import Field
 from sqlalchemy import select
 
-from headway.demo.auth import CurrentPrincipal, Session, hash_key, new_key
+from headway.demo.auth import CurrentPrincipal, Session, hash_key, key_cache_key, new_key
 from headway.demo.models import ApiKey, utcnow
 from headway.demo.schemas import Text, _Body
 from headway.hub import from_request
@@ -84,6 +84,7 @@ async def list_keys(principal: CurrentPrincipal, session: Session) -> dict[str, 
 
 @router.delete("/{key_id}", status_code=204, summary="Revoke an API key")
 async def revoke_key(
+    request: Request,
     key_id: KeyId,
     principal: CurrentPrincipal,
     session: Session,
@@ -96,4 +97,6 @@ async def revoke_key(
         raise HTTPError(404, "not_found", "API key not found")
     key.revoked_at = utcnow()
     await session.commit()
+    # every process forgets the cached principal (the cache's invalidation messages)
+    await from_request(request).cache.delete(key_cache_key(key.key_hash))
     return Response(status_code=204)
