@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -61,18 +62,19 @@ def make_engine(url: str, settings: Settings) -> AsyncEngine:
     return engine
 
 
-async def create_tables(engine: AsyncEngine, metadata: MetaData) -> None:
+async def create_tables(engine: AsyncEngine, metadata: MetaData, attempts: int = 5) -> None:
     """``metadata.create_all`` on ``engine``, safe when several processes start at once.
 
-    Two processes may both see a table missing and both create it; the loser's error
-    (an integrity or "already exists" error) is answered by one more try, which then
-    finds every table in place.
+    Processes may all see a table missing and all create it; a loser's error (an
+    integrity or "already exists" error) is answered by another try after a short pause,
+    which finds the tables its rivals made (several tables, several rivals: a few tries).
     """
-    for attempt in (1, 2):
+    for attempt in range(1, attempts + 1):
         try:
             async with engine.begin() as conn:
                 await conn.run_sync(metadata.create_all)
             return
         except exc.DBAPIError:  # IntegrityError is one
-            if attempt == 2:
+            if attempt == attempts:
                 raise
+            await asyncio.sleep(0.05 * attempt)

@@ -8,6 +8,7 @@ transaction: the value every process polls).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -83,16 +84,17 @@ class SqlFlagStore(FlagStore):
 
     async def setup(self) -> None:
         await create_tables(self.engine, metadata)
-        for attempt in (1, 2):  # two processes inserting the version row at once: retry once
+        for attempt in (1, 2, 3):  # processes inserting the version row at once
             try:
                 async with self.engine.begin() as conn:
                     row = await conn.execute(select(version_table.c.version))
                     if row.first() is None:
                         await conn.execute(insert(version_table).values(id=1, version=0))
                 return
-            except (IntegrityError, DBAPIError):
-                if attempt == 2:
+            except (IntegrityError, DBAPIError):  # a rival inserted it first: read again
+                if attempt == 3:
                     raise
+                await asyncio.sleep(0.05 * attempt)
 
     async def version(self) -> int:
         async with self.engine.connect() as conn:
