@@ -14,6 +14,7 @@ prometheus_client as before, in registry order, so the output is the one
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -36,8 +37,13 @@ class TextExposition:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self._families: dict[int, _Family] = {}
+        self._lock = threading.Lock()  # one scrape at a time reads and updates the cache
 
     def render(self) -> bytes:
+        with self._lock:
+            return self._render()
+
+    def _render(self) -> bytes:
         registry: Any = self.registry
         collectors = getattr(registry, "_collector_to_names", None)
         if not isinstance(collectors, dict) or getattr(registry, "_target_info", None):
