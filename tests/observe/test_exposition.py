@@ -79,3 +79,28 @@ def test_http_metrics_scrape_matches_the_encoder() -> None:
     assert 'http_requests_total{method="GET",route="/r3/{item}",status="500"} 1.0' in (
         second.decode()
     )
+
+
+def test_openmetrics_scrape_matches_the_encoder() -> None:
+    from prometheus_client.exposition import choose_encoder
+    from prometheus_client.openmetrics.parser import (
+        text_string_to_metric_families as parse_openmetrics,
+    )
+
+    registry = HubRegistry()
+    http = HttpMetrics(registry)
+    other = Histogram("jobs_seconds", "Job time.", ["queue"], registry=registry)
+    other.labels("q").observe(0.2, {"trace_id": "abc"})  # an exemplar: the encoder's
+    for accept in (
+        "application/openmetrics-text",
+        "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3",
+    ):
+        for i in range(5):
+            http.observe("GET", f'/r{i}/"{{item}}"', 200 + i, 0.01 * i, i)
+            body, content_type = registry.expose(accept)
+            encoder, expected_type = choose_encoder(accept)
+            assert content_type == expected_type
+            assert body.decode() == encoder(registry).decode()
+    assert body.endswith(b"# EOF\n")
+    names = {f.name for f in parse_openmetrics(body.decode())}
+    assert {"http_requests", "http_request_duration_seconds", "jobs_seconds"} <= names

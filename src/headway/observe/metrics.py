@@ -26,7 +26,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 from prometheus_client.values import MutexValue
 
-from headway.observe.exposition import TextExposition, is_text_encoder
+from headway.observe.exposition import OPENMETRICS, TEXT, Format, TextExposition, format_of
 
 __all__ = ["HttpMetrics", "HubRegistry", "ProcessMetrics", "multiprocess_dir"]
 
@@ -47,7 +47,13 @@ class HubRegistry(CollectorRegistry):
     def __init__(self) -> None:
         super().__init__(auto_describe=True)
         self.custom: list[Collector] = []
-        self._text = TextExposition(self)
+        # metric objects known never to carry exemplars (OpenMetrics output is cached
+        # for those only): the HTTP metrics
+        self.no_exemplars: set[Any] = set()
+        self._expositions = {
+            TEXT: TextExposition(self),
+            OPENMETRICS: TextExposition(self, OPENMETRICS, self.no_exemplars.__contains__),
+        }
 
     def register(self, collector: Collector) -> None:
         super().register(collector)
@@ -76,8 +82,9 @@ class HubRegistry(CollectorRegistry):
         """The scrape body and its content type (OpenMetrics when ``accept`` asks)."""
         encoder, content_type = choose_encoder(accept)
         view = self.scrape_view()
-        if view is self and is_text_encoder(encoder):  # the common scrape: cached series
-            return self._text.render(), content_type
+        fmt: Format | None = format_of(encoder)
+        if view is self and fmt is not None:  # the common scrapes: cached series
+            return self._expositions[fmt].render(), content_type
         return encoder(view), content_type
 
 
@@ -152,6 +159,8 @@ class HttpMetrics:
             multiprocess_mode="livesum",
         )
         self.add_in_flight: Callable[[int], None] = _incrementer(self.in_flight)
+        if isinstance(registry, HubRegistry):  # recorded below without exemplars
+            registry.no_exemplars.update((self.requests, self.duration, self.size, self.in_flight))
         self._children: dict[tuple[str, str, int], Recorder] = {}
         # (method, route, status) -> (durations, sizes) of the requests not yet recorded
         self._pending: dict[tuple[str, str, int], tuple[list[float], list[int]]] = {}
