@@ -243,7 +243,6 @@ async def get_post(
     request: Request,
     post_id: Id,
     principal: CurrentPrincipal,
-    session: ReadSession,
     fields: FieldsQ = None,
     include: IncludeQ = None,
 ) -> dict[str, Any]:
@@ -251,8 +250,11 @@ async def get_post(
     embed = parse_include(include, POST_INCLUDES)
 
     async def load() -> dict[str, Any]:
-        post = await _get_post(session, principal, post_id, embed)  # 404 is not cached
-        return select_fields(post_out(post, embed), None if chosen is None else chosen | embed)
+        # a session only on a miss: a cached answer opens none
+        async with from_request(request).db.read_session() as session:
+            post = await _get_post(session, principal, post_id, embed)  # 404 is not cached
+            out = post_out(post, embed)
+        return select_fields(out, None if chosen is None else chosen | embed)
 
     answer = await _cached(request, principal, load, tags=["posts", f"post:{post_id}"])
     viewed = PostViewed(tenant_id=principal.tenant_id, post_id=post_id)
