@@ -179,9 +179,9 @@ def service_env(tmp: Path, pg_url: str, prefix: str) -> dict[str, str]:
         "HEADWAY_ENV": "production",  # JSON access log, as deployed
         "HEADWAY_RATELIMIT_PLANS": json.dumps(plans),
     }
-    for name in ("CACHE", "FLAGS", "RESILIENCE"):
+    for name in ("CACHE", "FLAGS", "BREAKERS"):
         env[f"HEADWAY_{name}_PREFIX"] = prefix
-    for name in ("JOBS_REDIS", "EVENTS_REDIS"):
+    for name in ("JOBS_REDIS", "EVENTS_REDIS", "WORKFLOWS_REDIS"):
         env[f"HEADWAY_{name}_PREFIX"] = prefix
     env["HEADWAY_RATELIMIT_KEY_PREFIX"] = prefix
     return env
