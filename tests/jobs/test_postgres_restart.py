@@ -19,10 +19,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import IN_CI
-from tests.jobs.conftest import eventually
-
-from headway import Headway
-from headway.jobs import Jobs
+from tests.jobs.test_postgres import survives_outage
 
 
 def _bin() -> Path | None:
@@ -70,42 +67,8 @@ async def test_worker_carries_on_across_a_server_restart(
     private_pg: tuple[str, list[str]], tmp_path: Path
 ) -> None:
     url, ctl = private_pg
-    hub = Headway(jobs_url=url, data_dir=tmp_path)
-    jobs = hub.add(Jobs(hub))
-    done: list[int] = []
 
-    @jobs.task(name="mark", retries=0)
-    async def mark(n: int) -> None:
-        done.append(n)
+    async def restart() -> None:
+        await asyncio.to_thread(_as_postgres, *ctl, "-m", "fast", "restart")
 
-    async with hub:
-        worker = jobs.worker(["default"], concurrency=10, grace=1, poll_interval=0.05)
-        running = asyncio.create_task(worker.run())
-        try:
-            await jobs.enqueue_many([mark.call(i) for i in range(10)])
-            await eventually(lambda: len(done) == 10, within=10)
-            for _ in range(100):  # acknowledgements travel in batches: let them land first
-                if (await jobs.stats())["default"]["succeeded"] == 10:
-                    break
-                await asyncio.sleep(0.05)
-            await asyncio.to_thread(_as_postgres, *ctl, "-m", "fast", "restart")
-            assert not running.done(), "the worker must not die with its server"
-            for attempt in range(100):  # the producer's pool reconnects too
-                try:
-                    await jobs.enqueue_many([mark.call(i) for i in range(100, 120)])
-                    break
-                except Exception:
-                    if attempt == 99:
-                        raise
-                    await asyncio.sleep(0.1)
-            await eventually(lambda: len(done) >= 30, within=30)
-            assert sorted(set(done[10:])) == list(range(100, 120))
-            for _ in range(100):
-                stats = await jobs.stats()
-                if stats["default"]["succeeded"] == 30:
-                    break
-                await asyncio.sleep(0.05)
-            assert stats["default"]["succeeded"] == 30 and stats["default"]["failed"] == 0
-        finally:
-            worker.stop()
-            await asyncio.wait_for(running, timeout=15)
+    await survives_outage(url, tmp_path, restart)
